@@ -1,0 +1,238 @@
+// Package ops is the operational HTTP surface every commentflow service
+// exposes: /healthz (the process is alive), /readyz (its dependencies are
+// usable, by named check), /metrics (Prometheus), plus graceful serving and
+// the `healthcheck` subcommand used by distroless Docker healthchecks.
+package ops
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Readiness holds named readiness checks. A service marks each dependency
+// ready or not as it learns (Set), or registers a probe run on every /readyz
+// request (Probe). Ready when every check passes.
+type Readiness struct {
+	mu     sync.Mutex
+	states map[string]error
+	probes map[string]func(context.Context) error
+}
+
+// NewReadiness returns readiness with the named checks initially not ready.
+func NewReadiness(pending ...string) *Readiness {
+	r := &Readiness{states: map[string]error{}, probes: map[string]func(context.Context) error{}}
+	for _, name := range pending {
+		r.states[name] = errors.New("starting")
+	}
+	return r
+}
+
+// Set records the state of a check: nil is ready.
+func (r *Readiness) Set(name string, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.states[name] = err
+}
+
+// Probe registers a check run on each readiness request.
+func (r *Readiness) Probe(name string, fn func(context.Context) error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.probes[name] = fn
+}
+
+// Check runs the probes and returns every check's error (nil = ready) and
+// whether all are ready.
+func (r *Readiness) Check(ctx context.Context) (map[string]error, bool) {
+	r.mu.Lock()
+	out := make(map[string]error, len(r.states)+len(r.probes))
+	for k, v := range r.states {
+		out[k] = v
+	}
+	probes := make(map[string]func(context.Context) error, len(r.probes))
+	for k, v := range r.probes {
+		probes[k] = v
+	}
+	r.mu.Unlock()
+	for name, fn := range probes {
+		out[name] = fn(ctx)
+	}
+	ok := true
+	for _, err := range out {
+		if err != nil {
+			ok = false
+		}
+	}
+	return out, ok
+}
+
+// Ready reports whether every check passes.
+func (r *Readiness) Ready(ctx context.Context) bool {
+	_, ok := r.Check(ctx)
+	return ok
+}
+
+// NewRegistry is a Prometheus registry with the Go runtime and process
+// collectors. Services use their own registry, never the global one.
+func NewRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
+}
+
+// HealthzHandler answers 200 while the process serves HTTP.
+func HealthzHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+}
+
+// ReadyzHandler answers 200 when every check passes, 503 otherwise, with
+// each check's state in the body.
+func ReadyzHandler(r *Readiness) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		ctx, cancel := context.WithTimeout(req.Context(), 2*time.Second)
+		defer cancel()
+		states, ok := r.Check(ctx)
+		checks := make(map[string]string, len(states))
+		for name, err := range states {
+			checks[name] = "ok"
+			if err != nil {
+				checks[name] = err.Error()
+			}
+		}
+		status, code := "ready", http.StatusOK
+		if !ok {
+			status, code = "not ready", http.StatusServiceUnavailable
+		}
+		writeJSON(w, code, map[string]any{"status": status, "checks": checks})
+	})
+}
+
+// MetricsHandler serves the registry in the Prometheus exposition format.
+func MetricsHandler(reg *prometheus.Registry) http.Handler {
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
+}
+
+// Handler is the ops mux: /healthz, /readyz, /metrics.
+func Handler(reg *prometheus.Registry, ready *Readiness) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /healthz", HealthzHandler())
+	mux.Handle("GET /readyz", ReadyzHandler(ready))
+	mux.Handle("GET /metrics", MetricsHandler(reg))
+	return mux
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// Server is an HTTP server with the timeouts a service wants.
+func Server(addr string, h http.Handler, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Addr:              addr,
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       60 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+}
+
+// Listen binds srv's address now, so a port conflict is a startup error,
+// and returns the listener (whose Addr has the real port when :0 was asked).
+func Listen(srv *http.Server) (net.Listener, error) {
+	ln, err := net.Listen("tcp", srv.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", srv.Addr, err)
+	}
+	return ln, nil
+}
+
+// Serve serves srv on ln until ctx is done, then shuts it down gracefully
+// within timeout, letting in-flight requests finish.
+func Serve(ctx context.Context, srv *http.Server, ln net.Listener, timeout time.Duration) error {
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("http server: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("http shutdown: %w", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("http server: %w", err)
+	}
+	return nil
+}
+
+// HealthcheckURL is the /healthz URL of a service listening on addr
+// (":9091", "0.0.0.0:9091", "[::]:9091" all probe loopback).
+func HealthcheckURL(addr string) (string, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", fmt.Errorf("HTTP_ADDR %q: %w", addr, err)
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, port) + "/healthz", nil
+}
+
+// Healthcheck probes the service's own /healthz and returns the exit code
+// for `<service> healthcheck`: 0 healthy, 1 not.
+func Healthcheck(ctx context.Context, addr string, stdout, stderr io.Writer) int {
+	url, err := HealthcheckURL(addr)
+	if err != nil {
+		fmt.Fprintln(stderr, "healthcheck:", err)
+		return 1
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		fmt.Fprintln(stderr, "healthcheck:", err)
+		return 1
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		fmt.Fprintln(stderr, "healthcheck:", err)
+		return 1
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		fmt.Fprintf(stderr, "healthcheck: %s answered %s\n", url, resp.Status)
+		return 1
+	}
+	fmt.Fprintln(stdout, "healthy")
+	return 0
+}
+
+// IsHealthcheck reports whether args (without the program name) ask for
+// the healthcheck subcommand.
+func IsHealthcheck(args []string) bool {
+	return len(args) > 0 && slices.Contains([]string{"healthcheck", "health"}, strings.ToLower(args[0]))
+}

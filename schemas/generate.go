@@ -1,0 +1,3 @@
+package schemas
+
+//go:generate go tool avrogen -pkg schemas -o comment_gen.go -tags json:snake comment.avsc

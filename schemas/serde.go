@@ -1,0 +1,234 @@
+package schemas
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/google/uuid"
+	"github.com/hamba/avro/v2"
+	"github.com/twmb/franz-go/pkg/sr"
+	"golang.org/x/sync/singleflight"
+)
+
+// headerLen is the Confluent wire-format header: magic byte + schema ID.
+const headerLen = 5
+
+// Encoder frames Comments for one registered schema ID.
+type Encoder struct {
+	header [headerLen]byte
+	pool   sync.Pool // *avro.Writer
+}
+
+// NewEncoder is an Encoder for the schema registered with id.
+func NewEncoder(id int) *Encoder {
+	e := &Encoder{}
+	binary.BigEndian.PutUint32(e.header[1:], uint32(id))
+	e.pool.New = func() any { return avro.NewWriter(nil, 512) }
+	return e
+}
+
+// SchemaID is the ID the Encoder writes.
+func (e *Encoder) SchemaID() int { return int(binary.BigEndian.Uint32(e.header[1:])) }
+
+// Append appends c in the wire format to dst.
+func (e *Encoder) Append(dst []byte, c *Comment) ([]byte, error) {
+	w := e.pool.Get().(*avro.Writer)
+	defer e.pool.Put(w)
+	w.Reset(nil)
+	_, _ = w.Write(e.header[:])
+	w.WriteVal(commentSchema, c)
+	if w.Error != nil {
+		err := w.Error
+		w.Error = nil
+		return dst, fmt.Errorf("encode comment: %w", err)
+	}
+	return append(dst, w.Buffer()...), nil
+}
+
+// Encode returns c in the wire format.
+func (e *Encoder) Encode(c *Comment) ([]byte, error) { return e.Append(nil, c) }
+
+// Frame wraps an Avro body already encoded with schema id in the wire
+// format (for other schema versions and tests).
+func Frame(id int, body []byte) []byte {
+	out := make([]byte, headerLen, headerLen+len(body))
+	binary.BigEndian.PutUint32(out[1:], uint32(id))
+	return append(out, body...)
+}
+
+// SchemaIDOf reads the schema ID of a framed record.
+func SchemaIDOf(b []byte) (int, error) {
+	if len(b) < headerLen {
+		return 0, decodeErr(ClassBadFraming, 0, "record is %d bytes, shorter than the 5-byte header", len(b))
+	}
+	if b[0] != 0 {
+		return 0, decodeErr(ClassBadFraming, 0, "magic byte is 0x%02x, want 0x00", b[0])
+	}
+	return int(binary.BigEndian.Uint32(b[1:headerLen])), nil
+}
+
+// Decoder decodes framed records of any schema ID into the current Comment
+// type. It is safe for concurrent use.
+type Decoder struct {
+	cl     *sr.Client
+	cache  atomic.Pointer[map[int]*writer] // copy on write: reads take no lock
+	mu     sync.Mutex                      // serializes cache writes
+	flight singleflight.Group
+}
+
+// writer is a resolved writer schema: what to decode a body with.
+type writer struct {
+	schema avro.Schema // the reader schema itself, or a writer->reader composite
+	err    error       // a permanent failure, remembered (not resolvable)
+}
+
+// NewDecoder is a Decoder that looks writer schemas up in cl.
+func NewDecoder(cl *sr.Client) *Decoder {
+	d := &Decoder{cl: cl}
+	d.cache.Store(&map[int]*writer{})
+	return d
+}
+
+// Decode reads a framed record, validates it, and returns the comment and
+// its writer schema ID. Every error is a *DecodeError.
+func (d *Decoder) Decode(ctx context.Context, b []byte) (Comment, int, error) {
+	var c Comment
+	id, err := SchemaIDOf(b)
+	if err != nil {
+		return c, 0, err
+	}
+	w, ok := (*d.cache.Load())[id]
+	if !ok {
+		if w, err = d.fetch(ctx, id); err != nil {
+			return c, id, err
+		}
+	}
+	if w.err != nil {
+		return c, id, w.err
+	}
+	if err := unmarshal(w.schema, b[headerLen:], &c); err != nil {
+		return c, id, &DecodeError{Class: ClassAvroDecode, SchemaID: id, Err: err}
+	}
+	if err := Validate(&c); err != nil {
+		err.(*DecodeError).SchemaID = id
+		return c, id, err
+	}
+	return c, id, nil
+}
+
+func unmarshal(s avro.Schema, body []byte, c *Comment) (err error) {
+	defer func() { // hamba/avro should not panic on bad input; never let it kill a consumer
+		if r := recover(); r != nil {
+			err = fmt.Errorf("avro: panic decoding: %v", r)
+		}
+	}()
+	// Not avro.Unmarshal: it treats running out of bytes as success, so a
+	// truncated record would decode into zero values.
+	r := readers.Get().(*avro.Reader)
+	defer readers.Put(r)
+	r.Reset(body)
+	r.Error = nil
+	r.ReadVal(s, c)
+	if r.Error != nil {
+		if errors.Is(r.Error, io.EOF) {
+			return fmt.Errorf("avro: record truncated: %w", io.ErrUnexpectedEOF)
+		}
+		return r.Error
+	}
+	return nil
+}
+
+var readers = sync.Pool{New: func() any { return avro.NewReader(nil, 0) }}
+
+// fetch gets schema id from the registry once (concurrent callers share one
+// request) and caches the result.
+func (d *Decoder) fetch(ctx context.Context, id int) (*writer, error) {
+	v, err, _ := d.flight.Do(strconv.Itoa(id), func() (any, error) {
+		if w, ok := (*d.cache.Load())[id]; ok {
+			return w, nil
+		}
+		s, err := d.cl.SchemaByID(ctx, id)
+		switch {
+		case isNotFound(err):
+			// Not cached: a schema registered later makes the ID valid.
+			return nil, &DecodeError{Class: ClassUnknownSchema, SchemaID: id, Err: err}
+		case err != nil:
+			return nil, &DecodeError{Class: ClassRegistryUnavailable, SchemaID: id, Err: err}
+		}
+		w := resolve(id, s)
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		old := *d.cache.Load()
+		next := make(map[int]*writer, len(old)+1)
+		for k, v := range old {
+			next[k] = v
+		}
+		next[id] = w
+		d.cache.Store(&next)
+		return w, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.(*writer), nil
+}
+
+// resolve turns a registered schema into what decodes its records as a
+// Comment: the reader schema itself when identical, else a resolved
+// composite (schema evolution).
+func resolve(id int, s sr.Schema) *writer {
+	if s.Type != sr.TypeAvro {
+		return &writer{err: decodeErr(ClassAvroDecode, id, "schema %d is %s, not Avro", id, s.Type)}
+	}
+	ws, err := ParseSchema(s.Schema)
+	if err != nil {
+		return &writer{err: decodeErr(ClassAvroDecode, id, "writer schema %d does not parse: %v", id, err)}
+	}
+	if ws.Fingerprint() == commentSchema.Fingerprint() {
+		return &writer{schema: commentSchema}
+	}
+	composite, err := avro.NewSchemaCompatibility().Resolve(commentSchema, ws)
+	if err != nil {
+		return &writer{err: decodeErr(ClassAvroDecode, id, "writer schema %d cannot be read as the current Comment: %v", id, err)}
+	}
+	return &writer{schema: composite}
+}
+
+// Validate checks what the schema cannot: a non-empty text, canonical UUIDs
+// and a set creation time. Its errors are *DecodeError of ClassInvalid.
+func Validate(c *Comment) error {
+	switch {
+	case !isUUID(c.ID):
+		return decodeErr(ClassInvalid, 0, "id %q is not a UUID", clip(c.ID))
+	case !isUUID(c.PostID):
+		return decodeErr(ClassInvalid, 0, "post_id %q is not a UUID", clip(c.PostID))
+	case strings.TrimSpace(c.Text) == "":
+		return decodeErr(ClassInvalid, 0, "text is empty")
+	case c.CreatedAt.IsZero() || c.CreatedAt.UnixMilli() == 0:
+		return decodeErr(ClassInvalid, 0, "created_at is not set")
+	}
+	return nil
+}
+
+// isUUID accepts only the canonical 36-character form.
+func isUUID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	_, err := uuid.Parse(s)
+	return err == nil
+}
+
+func clip(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "…"
+	}
+	return s
+}
