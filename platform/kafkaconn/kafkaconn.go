@@ -95,7 +95,7 @@ func checkBrokers(brokers []string) error {
 func checkURL(raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil {
-		return fmt.Errorf("%q is not a URL: %v", raw, err)
+		return fmt.Errorf("%q is not a URL: %w", raw, err)
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
 		return fmt.Errorf("%q must be an http:// or https:// URL", raw)
@@ -112,7 +112,7 @@ func checkFile(path string) error {
 	}
 	st, err := os.Stat(path)
 	if err != nil {
-		return fmt.Errorf("cannot read %q: %v", path, err)
+		return fmt.Errorf("cannot read %q: %w", path, err)
 	}
 	if st.IsDir() {
 		return fmt.Errorf("%q is a directory, not a PEM file", path)
@@ -190,10 +190,17 @@ func (c *Config) RegistryClient() (*sr.Client, error) {
 	return cl, nil
 }
 
-// kgoLogger sends franz-go's logs to slog, info and above only.
+// kgoLogger sends franz-go's logs to slog: warnings and errors, or
+// everything from info up when the service logs at debug level (franz-go's
+// info lines narrate every metadata refresh and group join).
 type kgoLogger struct{ l *slog.Logger }
 
-func (k kgoLogger) Level() kgo.LogLevel { return kgo.LogLevelInfo }
+func (k kgoLogger) Level() kgo.LogLevel {
+	if k.l.Enabled(context.Background(), slog.LevelDebug) {
+		return kgo.LogLevelInfo
+	}
+	return kgo.LogLevelWarn
+}
 
 func (k kgoLogger) Log(level kgo.LogLevel, msg string, keyvals ...any) {
 	var l slog.Level

@@ -1,0 +1,105 @@
+// Package topictest reads back what the producer wrote, for tests: every
+// record of a topic up to its current end, decoded with the schemas
+// Decoder against the registry.
+package topictest
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sr"
+
+	"github.com/commentflow/commentflow/schemas"
+)
+
+// Record is one record of the topic, decoded.
+type Record struct {
+	Key       string
+	Partition int32
+	Offset    int64
+	Timestamp time.Time
+	Codec     kgo.CompressionCodecType // the batch's compression
+	SchemaID  int
+	Comment   schemas.Comment
+}
+
+// Count is how many records the topic holds (the sum of its partitions'
+// end offsets).
+func Count(t testing.TB, brokers, topic string) int64 {
+	t.Helper()
+	return CountWith(t, topic, kgo.SeedBrokers(brokers))
+}
+
+// CountWith is Count with a client built from opts (brokers, TLS, SASL).
+func CountWith(t testing.TB, topic string, opts ...kgo.Opt) int64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, topic)
+	if err != nil {
+		t.Fatalf("list end offsets of %s: %v", topic, err)
+	}
+	var n int64
+	ends.Each(func(o kadm.ListedOffset) {
+		if o.Err != nil {
+			t.Fatalf("end offset of %s/%d: %v", topic, o.Partition, o.Err)
+		}
+		n += o.Offset
+	})
+	return n
+}
+
+// ReadAll returns every record of topic up to its end offsets as of the
+// call, in partition then offset order, failing the test if one does not
+// decode as a valid Comment.
+func ReadAll(t testing.TB, brokers, registryURL, topic string) []Record {
+	t.Helper()
+	return ReadAllWith(t, registryURL, topic, kgo.SeedBrokers(brokers))
+}
+
+// ReadAllWith is ReadAll with a client built from opts (brokers, TLS,
+// SASL).
+func ReadAllWith(t testing.TB, registryURL, topic string, opts ...kgo.Opt) []Record {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	want := CountWith(t, topic, opts...)
+	srcl, err := sr.NewClient(sr.URLs(registryURL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec := schemas.NewDecoder(srcl)
+	cl, err := kgo.NewClient(append(opts, kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	var out []Record
+	for int64(len(out)) < want {
+		fs := cl.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			t.Fatalf("read %s: got %d of %d records: %v", topic, len(out), want, err)
+		}
+		fs.EachError(func(topic string, p int32, err error) { t.Fatalf("fetch %s/%d: %v", topic, p, err) })
+		fs.EachRecord(func(r *kgo.Record) {
+			c, id, err := dec.Decode(ctx, r.Value)
+			if err != nil {
+				t.Fatalf("record %s/%d@%d does not decode: %v", r.Topic, r.Partition, r.Offset, err)
+			}
+			out = append(out, Record{
+				Key: string(r.Key), Partition: r.Partition, Offset: r.Offset, Timestamp: r.Timestamp,
+				Codec: kgo.CompressionCodecType(r.Attrs.CompressionType()), SchemaID: id, Comment: c,
+			})
+		})
+	}
+	return out
+}
