@@ -56,6 +56,7 @@ func FlagName(env string) string {
 type variable struct {
 	name, def, usage string
 	secret           bool
+	isBool           bool // a bare --flag means true
 	set              func(raw string) error
 	raw              string // the value in force after Parse
 	flag             *string
@@ -157,8 +158,10 @@ func (s *Set) Float(p *float64, name string, def float64, usage string, checks .
 	})
 }
 
-// Bool declares a boolean variable (true/false, 1/0, yes/no, on/off).
+// Bool declares a boolean variable (true/false, 1/0, yes/no, on/off); its
+// flag may be given bare (--kafka-tls) for true.
 func (s *Set) Bool(p *bool, name string, def bool, usage string) {
+	defer func() { s.vars[len(s.vars)-1].isBool = true }()
 	s.add(name, strconv.FormatBool(def), usage, false, func(raw string) error {
 		switch strings.ToLower(strings.TrimSpace(raw)) {
 		case "1", "t", "true", "yes", "y", "on":
@@ -215,7 +218,8 @@ func (s *Set) Parse(args []string, getenv func(string) string) error {
 	fs := flag.NewFlagSet(s.name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	for _, v := range s.vars {
-		v.flag = fs.String(FlagName(v.name), "", v.usage)
+		v.flag = new(string)
+		fs.Var(&flagValue{p: v.flag, isBool: v.isBool}, FlagName(v.name), v.usage)
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -243,6 +247,23 @@ func (s *Set) Parse(args []string, getenv func(string) string) error {
 	}
 	return nil
 }
+
+// flagValue keeps a flag's raw text; the variable's own parser reads it.
+type flagValue struct {
+	p      *string
+	isBool bool
+}
+
+func (f *flagValue) String() string {
+	if f == nil || f.p == nil {
+		return ""
+	}
+	return *f.p
+}
+
+func (f *flagValue) Set(v string) error { *f.p = v; return nil }
+
+func (f *flagValue) IsBoolFlag() bool { return f.isBool }
 
 // lookup treats an empty variable as unset, as compose files and shells
 // often pass VAR= for "default".
@@ -309,21 +330,21 @@ func maskURL(v string) string {
 	return v
 }
 
-// Min is a check that an integer is at least min.
-func Min(min int) func(int) error {
+// Min is a check that an integer is at least lo.
+func Min(lo int) func(int) error {
 	return func(v int) error {
-		if v < min {
-			return fmt.Errorf("must be at least %d, got %d", min, v)
+		if v < lo {
+			return fmt.Errorf("must be at least %d, got %d", lo, v)
 		}
 		return nil
 	}
 }
 
-// Max is a check that an integer is at most max.
-func Max(max int) func(int) error {
+// Max is a check that an integer is at most hi.
+func Max(hi int) func(int) error {
 	return func(v int) error {
-		if v > max {
-			return fmt.Errorf("must be at most %d, got %d", max, v)
+		if v > hi {
+			return fmt.Errorf("must be at most %d, got %d", hi, v)
 		}
 		return nil
 	}

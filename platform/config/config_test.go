@@ -35,7 +35,7 @@ func declare(c *cfg) *config.Set {
 
 func env(kv ...string) func(string) string {
 	m := map[string]string{}
-	for i := 0; i < len(kv); i += 2 {
+	for i := 0; i+1 < len(kv); i += 2 {
 		m[kv[i]] = kv[i+1]
 	}
 	return func(k string) string { return m[k] }
@@ -53,6 +53,13 @@ func TestDefaultsEnvAndFlags(t *testing.T) {
 	err := declare(&c).Parse([]string{"--svc-rate", "7"}, env("SVC_RATE", "5", "KAFKA_BROKERS", "a:1, b:2", "SVC_TLS", "yes", "SVC_MODE", "NONE"))
 	if err != nil {
 		t.Fatal(err)
+	}
+	c2 := cfg{}
+	if err := declare(&c2).Parse([]string{"--svc-tls"}, env()); err != nil || !c2.TLS {
+		t.Errorf("bare boolean flag: %v, tls=%v", err, c2.TLS)
+	}
+	if err := declare(&c2).Parse([]string{"--svc-tls=false"}, env("SVC_TLS", "true")); err != nil || c2.TLS {
+		t.Errorf("--svc-tls=false over env: %v, tls=%v", err, c2.TLS)
 	}
 	if c.Rate != 7 {
 		t.Errorf("flag must win over env: rate %d", c.Rate)
