@@ -23,6 +23,17 @@ func NewRegistry(cl *sr.Client) *Registry {
 	return &Registry{cl: cl, subject: Subject, text: CommentSchemaText, schema: commentSchema}
 }
 
+// ForTopic is the same registry for the value subject of another topic
+// (TopicNameStrategy: "<topic>-value").
+func (r *Registry) ForTopic(topic string) *Registry {
+	cp := *r
+	cp.subject = topic + "-value"
+	return &cp
+}
+
+// Subject is the subject the registry registers under.
+func (r *Registry) Subject() string { return r.subject }
+
 // WithSchema is the same registry for another version of the schema (text),
 // for evolution: what Register does with it is what a producer built from
 // that schema would do.

@@ -50,7 +50,7 @@ func startup(ctx context.Context, cfg *Config, cl *kgo.Client, srcl *sr.Client, 
 		return 0, fmt.Errorf("kafka at %s not ready %s: %w", strings.Join(cfg.Kafka.Brokers, ","), within, err)
 	}
 
-	reg := schemas.NewRegistry(srcl)
+	reg := schemas.NewRegistry(srcl).ForTopic(cfg.Topic)
 	var id int
 	// A 404 is retried only in lookup-only mode, where an init step may be
 	// about to register the schema; registering never meets one from a
@@ -76,9 +76,9 @@ func startup(ctx context.Context, cfg *Config, cl *kgo.Client, srcl *sr.Client, 
 		return 0, registryFailure(cfg, within, err)
 	}
 	if cfg.AutoRegister {
-		log.Info("schema registered", "subject", schemas.Subject, "schema_id", id)
+		log.Info("schema registered", "subject", reg.Subject(), "schema_id", id)
 	} else {
-		log.Info("schema found", "subject", schemas.Subject, "schema_id", id)
+		log.Info("schema found", "subject", cfg.Topic+"-value", "schema_id", id)
 	}
 	return id, nil
 }
@@ -159,7 +159,7 @@ func registryFailure(cfg *Config, within string, err error) error {
 	case errors.As(err, &incompatible):
 		return usage(fmt.Errorf("schema registry at %s: the producer's schema cannot be registered: %w", cfg.Kafka.RegistryURL, err))
 	case errors.As(err, &re) && re.StatusCode == http.StatusNotFound && !cfg.AutoRegister:
-		return config.Errorf("SCHEMA_AUTO_REGISTER", "is false (lookup-only) but subject %s at %s has no version matching the producer's schema %s: register it first or set SCHEMA_AUTO_REGISTER=true", schemas.Subject, cfg.Kafka.RegistryURL, within)
+		return config.Errorf("SCHEMA_AUTO_REGISTER", "is false (lookup-only) but subject %s at %s has no version matching the producer's schema %s: register it first or set SCHEMA_AUTO_REGISTER=true", cfg.Topic+"-value", cfg.Kafka.RegistryURL, within)
 	case errors.As(err, &re) && re.StatusCode == http.StatusNotFound:
 		return config.Errorf("SCHEMA_REGISTRY_URL", "%s does not look like a schema registry: %v", cfg.Kafka.RegistryURL, err)
 	case errors.As(err, &re) && (re.StatusCode == http.StatusUnauthorized || re.StatusCode == http.StatusForbidden):
