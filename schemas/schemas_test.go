@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"math"
 	"net/http"
 	"os"
 	"os/exec"
@@ -57,7 +58,7 @@ func TestGeneratedTypeIsFresh(t *testing.T) {
 		t.Skip("go command not on PATH: cannot run avrogen")
 	}
 	out := filepath.Join(t.TempDir(), "comment_gen.go")
-	cmd := exec.Command("go", "tool", "avrogen", "-pkg", "schemas", "-o", out, "-tags", "json:snake", "comment.avsc")
+	cmd := exec.CommandContext(t.Context(), "go", "tool", "avrogen", "-pkg", "schemas", "-o", out, "-tags", "json:snake", "comment.avsc")
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("avrogen: %v\n%s", err, b)
 	}
@@ -237,6 +238,31 @@ func TestWireFormat(t *testing.T) {
 	}
 	if got, _ := schemas.NewEncoder(7).Append([]byte("keep"), &c); !bytes.HasPrefix(got, []byte("keep\x00\x00\x00\x00\x07")) {
 		t.Fatalf("Append did not append: % x", got[:12])
+	}
+}
+
+func TestOutOfRangeSchemaIDPanics(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		id   int
+		fn   func(int)
+	}{
+		{"NewEncoder negative", -1, func(id int) { schemas.NewEncoder(id) }},
+		{"NewEncoder over int32", math.MaxInt32 + 1, func(id int) { schemas.NewEncoder(id) }},
+		{"Frame negative", -1, func(id int) { schemas.Frame(id, nil) }},
+		{"Frame over int32", math.MaxUint32 + 1, func(id int) { schemas.Frame(id, nil) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			defer func() {
+				if recover() == nil {
+					t.Fatalf("schema ID %d was accepted; it does not fit the 4-byte header", tc.id)
+				}
+			}()
+			tc.fn(tc.id)
+		})
+	}
+	if got := schemas.NewEncoder(math.MaxInt32).SchemaID(); got != math.MaxInt32 {
+		t.Fatalf("largest ID round-trips as %d", got)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"strconv"
 	"strings"
 	"sync"
@@ -26,10 +27,11 @@ type Encoder struct {
 	pool   sync.Pool // *avro.Writer
 }
 
-// NewEncoder is an Encoder for the schema registered with id.
+// NewEncoder is an Encoder for the schema registered with id. It panics if
+// id is outside 0..math.MaxInt32, which no registry hands out.
 func NewEncoder(id int) *Encoder {
 	e := &Encoder{}
-	binary.BigEndian.PutUint32(e.header[1:], uint32(id))
+	putID(e.header[1:], id)
 	e.pool.New = func() any { return avro.NewWriter(nil, 512) }
 	return e
 }
@@ -56,11 +58,21 @@ func (e *Encoder) Append(dst []byte, c *Comment) ([]byte, error) {
 func (e *Encoder) Encode(c *Comment) ([]byte, error) { return e.Append(nil, c) }
 
 // Frame wraps an Avro body already encoded with schema id in the wire
-// format (for other schema versions and tests).
+// format (for other schema versions and tests). It panics on an id
+// NewEncoder would reject.
 func Frame(id int, body []byte) []byte {
 	out := make([]byte, headerLen, headerLen+len(body))
-	binary.BigEndian.PutUint32(out[1:], uint32(id))
+	putID(out[1:], id)
 	return append(out, body...)
+}
+
+// putID writes a schema ID as the header's 4 big-endian bytes. Registry IDs
+// are positive int32s; anything else is a programming error, not bad input.
+func putID(dst []byte, id int) {
+	if id < 0 || id > math.MaxInt32 {
+		panic(fmt.Sprintf("schemas: schema ID %d does not fit the 4-byte header", id))
+	}
+	binary.BigEndian.PutUint32(dst, uint32(id))
 }
 
 // SchemaIDOf reads the schema ID of a framed record.
@@ -117,7 +129,9 @@ func (d *Decoder) Decode(ctx context.Context, b []byte) (Comment, int, error) {
 		return c, id, &DecodeError{Class: ClassAvroDecode, SchemaID: id, Err: err}
 	}
 	if err := Validate(&c); err != nil {
-		err.(*DecodeError).SchemaID = id
+		if de, ok := errors.AsType[*DecodeError](err); ok {
+			de.SchemaID = id
+		}
 		return c, id, err
 	}
 	return c, id, nil

@@ -16,7 +16,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -95,7 +94,7 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 		opts.Topics = DefaultTopics()
 	}
 	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Stack{opts: opts}
 	defer func() {
@@ -112,7 +111,7 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 		s.opts.DataDir = s.tempDir
 	}
 	for _, sub := range []string{"kafka", "mongo"} {
-		if err := os.MkdirAll(filepath.Join(s.opts.DataDir, sub), 0o755); err != nil {
+		if err := os.MkdirAll(filepath.Join(s.opts.DataDir, sub), 0o750); err != nil {
 			return nil, fmt.Errorf("infra: data dir: %w", err)
 		}
 	}
@@ -312,13 +311,17 @@ func freePort(host string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
+	port := ln.Addr().(*net.TCPAddr).Port
+	if err := ln.Close(); err != nil {
+		return 0, err
+	}
+	return port, nil
 }
 
 func waitTCP(ctx context.Context, addr string) error {
+	d := net.Dialer{Timeout: time.Second}
 	for {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
+		c, err := d.DialContext(ctx, "tcp", addr)
 		if err == nil {
 			return c.Close()
 		}

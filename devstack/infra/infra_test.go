@@ -76,8 +76,9 @@ func TestStackServesAllThreeProtocols(t *testing.T) {
 	if err := st.StopMongo(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if c, err := net.DialTimeout("tcp", st.MongoURI()[len("mongodb://"):len(st.MongoURI())-1], time.Second); err == nil {
-		c.Close()
+	d := net.Dialer{Timeout: time.Second}
+	if c, err := d.DialContext(ctx, "tcp", st.MongoURI()[len("mongodb://"):len(st.MongoURI())-1]); err == nil {
+		_ = c.Close()
 		t.Fatal("database still accepts connections after StopMongo")
 	}
 	if err := st.StartMongo(ctx); err != nil {

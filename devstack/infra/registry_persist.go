@@ -70,7 +70,7 @@ func (s *Stack) saveRegistry(ctx context.Context, last []savedSchema) ([]savedSc
 		return last, err
 	}
 	tmp := s.registryFile() + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
 		return last, fmt.Errorf("infra: save schemas: %w", err)
 	}
 	if err := os.Rename(tmp, s.registryFile()); err != nil {

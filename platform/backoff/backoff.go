@@ -25,7 +25,7 @@ func (b *Backoff) Next() time.Duration {
 		d = b.Max
 	}
 	b.attempt++
-	return d/2 + rand.N(d/2+1)
+	return d/2 + rand.N(d/2+1) //nolint:gosec // G404: jitter only spreads retries; it needs no cryptographic randomness
 }
 
 // Reset starts over after a success.

@@ -38,7 +38,7 @@ func TestRetry(t *testing.T) {
 	}
 	permanent := errors.New("permanent")
 	calls = 0
-	err = backoff.Retry(context.Background(), b, func(err error) bool { return err != permanent }, func(context.Context) error {
+	err = backoff.Retry(context.Background(), b, func(err error) bool { return !errors.Is(err, permanent) }, func(context.Context) error {
 		calls++
 		return permanent
 	})

@@ -221,7 +221,7 @@ func Healthcheck(ctx context.Context, addr string, stdout, stderr io.Writer) int
 		fmt.Fprintln(stderr, "healthcheck:", err)
 		return 1
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	_, _ = io.Copy(io.Discard, resp.Body)
 	if resp.StatusCode != http.StatusOK {
 		fmt.Fprintf(stderr, "healthcheck: %s answered %s\n", url, resp.Status)

@@ -27,7 +27,11 @@ func TestEndpoints(t *testing.T) {
 	defer srv.Close()
 
 	get := func(path string) (int, string) {
-		resp, err := http.Get(srv.URL + path)
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, srv.URL+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := srv.Client().Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -57,7 +61,7 @@ func TestEndpoints(t *testing.T) {
 }
 
 func TestServeAndHealthcheck(t *testing.T) {
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	log := slog.New(slog.DiscardHandler)
 	srv := ops.Server("127.0.0.1:0", ops.Handler(ops.NewRegistry(), ops.NewReadiness()), log)
 	ln, err := ops.Listen(srv)
 	if err != nil {
