@@ -141,7 +141,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return usage(err)
 	}
-	gen, err := generate.New(generate.Options{Seed: uint64(cfg.Seed), Posts: cfg.Posts})
+	seed := cfg.Seed
+	if seed < 0 { // parseConfig already rejects it (config.Min(0))
+		return usage(config.Errorf("PRODUCER_SEED", "must be at least 0, got %d", seed))
+	}
+	gen, err := generate.New(generate.Options{Seed: uint64(seed), Posts: cfg.Posts})
 	if err != nil {
 		return usage(config.Errorf("PRODUCER_POSTS", "%v", err))
 	}

@@ -22,7 +22,7 @@ func buildBinary(t *testing.T, version string) string {
 		t.Skip("no go toolchain on PATH to build the binary with:", err)
 	}
 	bin := filepath.Join(t.TempDir(), "producer")
-	cmd := exec.Command(gobin, "build", "-ldflags", "-X main.version="+version, "-o", bin,
+	cmd := exec.CommandContext(t.Context(), gobin, "build", "-ldflags", "-X main.version="+version, "-o", bin,
 		"github.com/commentflow/commentflow/producer/cmd/producer")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
@@ -50,7 +50,7 @@ func TestBinarySIGTERMFlushesAndExits0(t *testing.T) {
 	st := infra.StartT(t, infra.Options{})
 	env := with(baseEnv(st), "PRODUCER_RATE", "5000")
 
-	cmd := exec.Command(bin)
+	cmd := exec.CommandContext(t.Context(), bin)
 	cmd.Env = environ(env)
 	var stdout, stderr syncBuffer
 	pr, pw := io.Pipe()
@@ -65,17 +65,18 @@ func TestBinarySIGTERMFlushesAndExits0(t *testing.T) {
 		t.Fatal(err)
 	}
 	exited := make(chan error, 1)
+	reaped := make(chan struct{})
 	go func() {
+		defer close(reaped)
 		err := cmd.Wait()
-		pw.Close()
+		// Ends the copy to stdout; an io.Pipe's Close always returns nil.
+		_ = pw.Close()
 		exited <- err
 	}()
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-	})
+	// A producer the test leaves running (it failed before the SIGTERM) is
+	// killed by exec.CommandContext when t.Context() is canceled, just
+	// before the cleanups run; wait until it is reaped.
+	t.Cleanup(func() { <-reaped })
 
 	var addr string
 	waitFor(t, "500 acknowledged events", func() bool {
@@ -88,7 +89,7 @@ func TestBinarySIGTERMFlushesAndExits0(t *testing.T) {
 		return strings.Count(out, `"msg":"event produced"`) >= 500
 	})
 
-	hc := exec.Command(bin, "healthcheck")
+	hc := exec.CommandContext(t.Context(), bin, "healthcheck")
 	hc.Env = environ(map[string]string{"HTTP_ADDR": addr})
 	if out, err := hc.CombinedOutput(); err != nil {
 		t.Fatalf("producer healthcheck: %v: %s", err, out)

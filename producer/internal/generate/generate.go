@@ -216,6 +216,7 @@ func (g *Generator) newID(ms int64) string {
 	g.lastMS = ms
 
 	var u [16]byte
+	//nolint:gosec // G115: ms >= 0, as it is at least lastMS, which starts at 0 and never decreases.
 	binary.BigEndian.PutUint64(u[0:8], uint64(ms)<<16|0x7000|uint64(g.counter))
 	binary.BigEndian.PutUint64(u[8:16], randB&0x3fffffffffffffff|0x8000000000000000)
 	return formatUUID(&u)

@@ -31,9 +31,9 @@ type env struct {
 	metrics *produce.Metrics
 }
 
-func setup(t testing.TB, cfg produce.Config, topics map[string]int32) *env {
+func setup(t testing.TB, cfg produce.Config) *env {
 	t.Helper()
-	st := infra.StartT(t, infra.Options{Topics: topics})
+	st := infra.StartT(t, infra.Options{})
 	return setupOn(t, st, cfg)
 }
 
@@ -143,7 +143,7 @@ func checkExactlyOnceInOrder(t *testing.T, recs []topictest.Record, produced []s
 }
 
 func TestProduceAllOnTopicExactlyOnceInOrder(t *testing.T) {
-	e := setup(t, produce.Config{}, nil)
+	e := setup(t, produce.Config{})
 	p := produce.New(e.cl, e.enc, produce.Options{Metrics: e.metrics})
 	src := newRecorder(t, 1, 50)
 	const n = 3000
@@ -336,7 +336,7 @@ func TestBrokerFaultsAreRetriedWithoutLossOrDuplicates(t *testing.T) {
 // delivery timeout: they are counted, logged and reported to readiness,
 // and producing recovers once the fault is gone.
 func TestFailuresAreCountedAndRecovered(t *testing.T) {
-	e := setup(t, produce.Config{DeliveryTimeout: time.Second}, nil)
+	e := setup(t, produce.Config{DeliveryTimeout: time.Second})
 	var mu sync.Mutex
 	var health []error
 	p := produce.New(e.cl, e.enc, produce.Options{Metrics: e.metrics, OnHealth: func(err error) {
@@ -385,7 +385,7 @@ func TestFailuresAreCountedAndRecovered(t *testing.T) {
 // Canceling Run stops generating; Flush then delivers everything handed
 // over, so what Run reports sent is exactly what is on the topic.
 func TestCancelStopsGeneratingAndFlushDeliversAll(t *testing.T) {
-	e := setup(t, produce.Config{}, nil)
+	e := setup(t, produce.Config{})
 	p := produce.New(e.cl, e.enc, produce.Options{})
 	src := newRecorder(t, 5, 30)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -415,7 +415,7 @@ func TestCancelStopsGeneratingAndFlushDeliversAll(t *testing.T) {
 // growing, and nothing is lost. A Produce blocked on a full buffer that
 // never drains returns on Abort, and the records fail rather than hang.
 func TestBackpressureAndAbort(t *testing.T) {
-	e := setup(t, produce.Config{MaxBuffered: 4, DeliveryTimeout: time.Second}, nil)
+	e := setup(t, produce.Config{MaxBuffered: 4, DeliveryTimeout: time.Second})
 	p := produce.New(e.cl, e.enc, produce.Options{})
 	src := newRecorder(t, 6, 10)
 	ctx := context.Background()

@@ -97,6 +97,7 @@ func ReadAllWith(t testing.TB, registryURL, topic string, opts ...kgo.Opt) []Rec
 			}
 			out = append(out, Record{
 				Key: string(r.Key), Partition: r.Partition, Offset: r.Offset, Timestamp: r.Timestamp,
+				//nolint:gosec // G115: CompressionType is the 3 low bits of the attributes (0-7), which fit an int8.
 				Codec: kgo.CompressionCodecType(r.Attrs.CompressionType()), SchemaID: id, Comment: c,
 			})
 		})
