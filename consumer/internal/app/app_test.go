@@ -1,0 +1,197 @@
+package app_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/commentflow/commentflow/consumer/internal/dlq"
+	"github.com/commentflow/commentflow/schemas"
+)
+
+// Three members of one group share the partitions; every event is stored
+// exactly once and every offset is committed.
+func TestExactlyOnceWithThreeInstances(t *testing.T) {
+	s := newStack(t)
+	ev := s.events()
+	ev.produce(300)
+	var ins []*instance
+	for _, name := range []string{"a", "b", "c"} {
+		ins = append(ins, s.start(name, s.env()))
+	}
+	s.waitSpread(3)
+	wait := ev.stream(600, 400)
+	wait()
+	want := ev.expected()
+	s.waitCount(int64(len(want)))
+	s.waitCommittedAtEnd()
+	s.checkExactlyOnce(want)
+
+	var consumed, stored, dups float64
+	for _, in := range ins {
+		c := in.metric(t, "commentflow_consumer_records_consumed_total")
+		if c == 0 {
+			t.Errorf("instance %s consumed nothing: the partitions were not shared", in.name)
+		}
+		consumed += c
+		stored += in.metric(t, "commentflow_consumer_documents_stored_total")
+		dups += in.metric(t, "commentflow_consumer_duplicates_skipped_total")
+	}
+	if int(stored) != len(want) || stored+dups != consumed {
+		t.Errorf("metrics: consumed %v, stored %v, duplicates %v; want stored %d = consumed - duplicates", consumed, stored, dups, len(want))
+	}
+	for _, in := range ins {
+		if err := in.stop(); err != nil {
+			t.Errorf("%s: Run returned %v", in.name, err)
+		}
+	}
+}
+
+// Poison mixed into the stream goes to the dead-letter topic, unchanged,
+// with headers saying why and where from; every valid event is stored and
+// the committed offsets move past the poison.
+func TestPoisonGoesToTheDeadLetterTopic(t *testing.T) {
+	s := newStack(t)
+	ev := s.events()
+	valid := func() schemas.Comment { return ev.comment() }
+	encode := func(c schemas.Comment) []byte {
+		b, err := schemas.NewEncoder(ev.enc.SchemaID()).Encode(&c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	random := make([]byte, 64)
+	for i := range random {
+		random[i] = byte(rand.IntN(256))
+	}
+	random[0] = 0xA7 // not the magic byte
+	poison := []struct {
+		name  string
+		value []byte
+		class schemas.ErrorClass
+	}{
+		{"random bytes", random, schemas.ClassBadFraming},
+		{"wrong magic byte", append([]byte{1}, encode(valid())[1:]...), schemas.ClassBadFraming},
+		{"shorter than the header", []byte{0, 0, 1}, schemas.ClassBadFraming},
+		{"empty value", nil, schemas.ClassBadFraming},
+		{"unknown schema id", schemas.Frame(987654, encode(valid())[5:]), schemas.ClassUnknownSchema},
+		{"truncated avro", func() []byte { b := encode(valid()); return b[:len(b)/2] }(), schemas.ClassAvroDecode},
+		{"empty text", encode(func() schemas.Comment { c := valid(); c.Text = ""; return c }()), schemas.ClassInvalid},
+		{"non-uuid id", encode(func() schemas.Comment { c := valid(); c.ID = "comment-1"; return c }()), schemas.ClassInvalid},
+	}
+
+	// Every partition gets valid events, then each poison record twice
+	// with valid events between, ending with poison.
+	type sent struct {
+		key, value []byte
+		class      schemas.ErrorClass
+		name       string
+	}
+	bySource := map[string]sent{} // "partition/offset"
+	ev.produce(150)
+	for round := range 2 {
+		for _, p := range poison {
+			key := []byte(ev.posts[rand.IntN(len(ev.posts))])
+			rec := &kgo.Record{Key: key, Value: p.value, Headers: []kgo.RecordHeader{{Key: "origin", Value: []byte("test")}}}
+			s.produce(rec)
+			bySource[fmt.Sprintf("%d/%d", rec.Partition, rec.Offset)] = sent{key, p.value, p.class, p.name}
+			if round == 0 {
+				ev.produce(10)
+			}
+		}
+	}
+	for p := range int32(schemas.Partitions) {
+		rec := &kgo.Record{Partition: p, Value: []byte("trailing poison")}
+		cl, err := kgo.NewClient(kgo.SeedBrokers(s.KafkaAddr()), kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.DefaultProduceTopic(schemas.Topic))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cl.ProduceSync(context.Background(), rec).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		cl.Close()
+		bySource[fmt.Sprintf("%d/%d", rec.Partition, rec.Offset)] = sent{nil, rec.Value, schemas.ClassBadFraming, "trailing"}
+	}
+
+	in := s.start("a", s.env())
+	want := ev.expected()
+	s.waitCount(int64(len(want)))
+	s.waitCommittedAtEnd()
+	s.checkExactlyOnce(want)
+
+	// The dead-letter topic holds exactly the poison, unchanged.
+	letters := s.readDLQ(len(bySource))
+	classes := map[schemas.ErrorClass]int{}
+	for _, r := range letters {
+		h := func(k string) string { v, _ := dlq.Header(r, k); return v }
+		src := h(dlq.HeaderPartition) + "/" + h(dlq.HeaderOffset)
+		p, ok := bySource[src]
+		if !ok {
+			t.Errorf("dead letter from %s is not one of the poison records", src)
+			continue
+		}
+		delete(bySource, src)
+		classes[p.class]++
+		if string(r.Value) != string(p.value) || string(r.Key) != string(p.key) {
+			t.Errorf("%s: dead letter key/value changed: %q/%q, want %q/%q", p.name, r.Key, r.Value, p.key, p.value)
+		}
+		if got := h(dlq.HeaderClass); got != string(p.class) {
+			t.Errorf("%s: error.class = %q, want %q", p.name, got, p.class)
+		}
+		if h(dlq.HeaderMessage) == "" || h(dlq.HeaderTopic) != schemas.Topic || h(dlq.HeaderGroup) != s.group {
+			t.Errorf("%s: headers %v", p.name, r.Headers)
+		}
+		if _, err := time.Parse(time.RFC3339, h(dlq.HeaderTime)); err != nil {
+			t.Errorf("%s: dlq.time: %v", p.name, err)
+		}
+		if h("origin") != "test" && p.name != "trailing" {
+			t.Errorf("%s: the original headers were not kept: %v", p.name, r.Headers)
+		}
+	}
+	for src, p := range bySource {
+		t.Errorf("poison %q at %s was not dead-lettered", p.name, src)
+	}
+	for class, n := range classes {
+		if got := in.metric(t, "commentflow_consumer_dead_lettered_total", `class="`+string(class)+`"`); int(got) != n {
+			t.Errorf("dead_lettered_total{class=%q} = %v, want %d", class, got, n)
+		}
+	}
+}
+
+// readDLQ reads n records from the dead-letter topic, and checks there are
+// no more.
+func (s *stack) readDLQ(n int) []*kgo.Record {
+	s.t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(s.KafkaAddr()), kgo.ConsumeTopics(schemas.DLQTopic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	var out []*kgo.Record
+	for len(out) < n {
+		fs := cl.PollFetches(ctx)
+		if err := fs.Err0(); err != nil {
+			s.t.Fatalf("read %s: %v (got %d of %d)", schemas.DLQTopic, err, len(out), n)
+		}
+		out = append(out, fs.Records()...)
+	}
+	ends, err := s.adm.ListEndOffsets(ctx, schemas.DLQTopic)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	var total int64
+	ends.Each(func(o kadm.ListedOffset) { total += o.Offset })
+	if int(total) != n || len(out) != n {
+		s.t.Errorf("%s holds %d records (read %d), want %d", schemas.DLQTopic, total, len(out), n)
+	}
+	return out
+}

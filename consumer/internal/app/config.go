@@ -1,0 +1,130 @@
+package app
+
+import (
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/commentflow/commentflow/consumer/internal/store"
+	"github.com/commentflow/commentflow/platform/config"
+	"github.com/commentflow/commentflow/platform/kafkaconn"
+	"github.com/commentflow/commentflow/schemas"
+)
+
+// Config is the consumer's configuration, read once at startup from
+// environment variables (or their flags).
+type Config struct {
+	Kafka kafkaconn.Config // KAFKA_BROKERS, KAFKA_TLS*, KAFKA_SASL_*, SCHEMA_REGISTRY_*
+
+	Topic          string
+	DLQTopic       string
+	Group          string
+	SessionTimeout time.Duration
+
+	MongoURI          string
+	MongoDatabase     string
+	MongoCollection   string
+	MongoWriteConcern string
+
+	BatchSize      int
+	BatchTimeout   time.Duration
+	FetchMaxBytes  int
+	MaxPollRecords int
+
+	HTTPAddr        string
+	LogLevel        string
+	StartupTimeout  time.Duration
+	ShutdownTimeout time.Duration
+}
+
+// DefaultHTTPAddr is where the ops endpoints listen by default.
+const DefaultHTTPAddr = ":9092"
+
+// declare lists every variable with its default and description.
+func (c *Config) declare(s *config.Set) {
+	c.Kafka.Declare(s)
+	s.String(&c.Topic, "KAFKA_TOPIC", schemas.Topic, "topic to consume comment events from", config.NotEmpty)
+	s.String(&c.DLQTopic, "KAFKA_DLQ_TOPIC", schemas.DLQTopic, "dead-letter topic for records that can never be stored", config.NotEmpty)
+	s.String(&c.Group, "CONSUMER_GROUP", schemas.ConsumerGroup, "Kafka consumer group shared by the replicas", config.NotEmpty)
+	s.Duration(&c.SessionTimeout, "KAFKA_SESSION_TIMEOUT", 45*time.Second,
+		"group session timeout: how soon the group reassigns a crashed member's partitions (6s to 5m on default brokers)", checkSessionTimeout)
+	s.String(&c.MongoURI, "MONGODB_URI", "mongodb://localhost:27017",
+		"MongoDB connection string (auth and TLS options as the Go driver supports)", checkMongoURI)
+	s.String(&c.MongoDatabase, "MONGODB_DATABASE", schemas.Database, "database of the comments collection", checkDatabase)
+	s.String(&c.MongoCollection, "MONGODB_COLLECTION", schemas.Collection, "collection the comments are stored in", checkCollection)
+	s.String(&c.MongoWriteConcern, "MONGODB_WRITE_CONCERN", "majority",
+		"write concern of inserts: majority or a number of members (0 = unacknowledged, gives up the delivery guarantee)", checkWriteConcern)
+	s.Int(&c.BatchSize, "CONSUMER_BATCH_SIZE", 500, "store a batch when it has this many records...", config.Min(1), config.Max(100000))
+	s.Duration(&c.BatchTimeout, "CONSUMER_BATCH_TIMEOUT", 250*time.Millisecond, "...or this long after its first record, whichever comes first", config.Positive)
+	s.Int(&c.FetchMaxBytes, "KAFKA_FETCH_MAX_BYTES", 16<<20,
+		"maximum bytes of one fetch; with 3 fetches buffered at most, it bounds the consumer's memory", config.Min(1024), config.Max(256<<20))
+	s.Int(&c.MaxPollRecords, "KAFKA_MAX_POLL_RECORDS", 1000, "maximum records taken from the fetch buffer at once", config.Min(1))
+	s.String(&c.HTTPAddr, "HTTP_ADDR", DefaultHTTPAddr, "listen address of /healthz, /readyz and /metrics", checkAddr)
+	s.Enum(&c.LogLevel, "LOG_LEVEL", "info", "log level", "debug", "info", "warn", "error")
+	s.Duration(&c.StartupTimeout, "STARTUP_TIMEOUT", 60*time.Second, "how long to wait at startup for Kafka (and its topics) and MongoDB", config.Positive)
+	s.Duration(&c.ShutdownTimeout, "SHUTDOWN_TIMEOUT", 10*time.Second, "on SIGTERM, how long to finish and commit the current batch and leave the group", config.Positive)
+}
+
+// validate checks what single variables cannot.
+func (c *Config) validate() error {
+	if err := c.Kafka.Validate(); err != nil {
+		return err
+	}
+	if c.DLQTopic == c.Topic {
+		return config.Errorf("KAFKA_DLQ_TOPIC", "must differ from KAFKA_TOPIC (%q)", c.Topic)
+	}
+	return nil
+}
+
+func checkSessionTimeout(d time.Duration) error {
+	if d < time.Second || d > 30*time.Minute {
+		return fmt.Errorf("must be between 1s and 30m, got %s", d)
+	}
+	return nil
+}
+
+func checkMongoURI(uri string) error { return store.ValidateURI(uri) }
+
+func checkWriteConcern(s string) error {
+	_, err := store.ParseWriteConcern(s)
+	return err
+}
+
+// checkDatabase applies MongoDB's database name rules.
+func checkDatabase(name string) error {
+	switch {
+	case name == "":
+		return fmt.Errorf("must not be empty")
+	case len(name) > 63:
+		return fmt.Errorf("must be at most 63 bytes long")
+	case strings.ContainsAny(name, "/\\. \"$*<>:|?\x00"):
+		return fmt.Errorf("%q contains a character MongoDB does not allow in database names", name)
+	}
+	return nil
+}
+
+// checkCollection applies MongoDB's collection name rules.
+func checkCollection(name string) error {
+	switch {
+	case name == "":
+		return fmt.Errorf("must not be empty")
+	case strings.ContainsAny(name, "$\x00"):
+		return fmt.Errorf("%q contains $ or a null character", name)
+	case strings.HasPrefix(name, "system."):
+		return fmt.Errorf("%q is in the reserved system. namespace", name)
+	}
+	return nil
+}
+
+func checkAddr(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%q is not host:port (like :9092 or 127.0.0.1:9092)", addr)
+	}
+	if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+		return fmt.Errorf("%q has no valid port", addr)
+	}
+	return nil
+}

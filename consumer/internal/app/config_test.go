@@ -1,0 +1,156 @@
+package app_test
+
+import (
+	"context"
+	"net"
+	"strings"
+	"testing"
+
+	"github.com/commentflow/commentflow/consumer/internal/app"
+)
+
+func runMain(t *testing.T, env map[string]string, args ...string) (int, string, string) {
+	t.Helper()
+	var stdout, stderr strings.Builder
+	code := app.Main(context.Background(), "test", append([]string{"consumer"}, args...),
+		func(k string) string { return env[k] }, &stdout, &stderr)
+	return code, stdout.String(), stderr.String()
+}
+
+// Bad configuration exits 2 with one line naming the variable, before
+// connecting to anything.
+func TestBadConfigurationExits2NamingTheVariable(t *testing.T) {
+	tests := []struct {
+		name, env, value string
+		args             []string
+	}{
+		{"batch size 0", "CONSUMER_BATCH_SIZE", "0", nil},
+		{"batch size not a number", "CONSUMER_BATCH_SIZE", "many", nil},
+		{"batch size over MongoDB's batch limit", "CONSUMER_BATCH_SIZE", "100001", nil},
+		{"batch timeout 0", "CONSUMER_BATCH_TIMEOUT", "0s", nil},
+		{"batch timeout not a duration", "CONSUMER_BATCH_TIMEOUT", "soon", nil},
+		{"malformed mongodb uri", "MONGODB_URI", "http://localhost:27017", nil},
+		{"mongodb uri without host", "MONGODB_URI", "mongodb://user:hunter2@/db", nil},
+		{"unknown write concern", "MONGODB_WRITE_CONCERN", "all", nil},
+		{"negative write concern", "MONGODB_WRITE_CONCERN", "-1", nil},
+		{"database with a dot", "MONGODB_DATABASE", "comment.flow", nil},
+		{"collection with a dollar", "MONGODB_COLLECTION", "com$ments", nil},
+		{"broker without port", "KAFKA_BROKERS", "localhost", nil},
+		{"registry not http", "SCHEMA_REGISTRY_URL", "ftp://registry", nil},
+		{"unknown SASL mechanism", "KAFKA_SASL_MECHANISM", "KERBEROS", nil},
+		{"SASL without password", "KAFKA_SASL_USERNAME", "", nil}, // set below with a mechanism
+		{"missing CA file", "KAFKA_TLS_CA_FILE", "/nonexistent/ca.pem", nil},
+		{"poll records 0", "KAFKA_MAX_POLL_RECORDS", "0", nil},
+		{"fetch bytes too small", "KAFKA_FETCH_MAX_BYTES", "10", nil},
+		{"dlq topic same as topic", "KAFKA_DLQ_TOPIC", "comments", nil},
+		{"empty group", "CONSUMER_GROUP", " ", nil},
+		{"session timeout too short", "KAFKA_SESSION_TIMEOUT", "100ms", nil},
+		{"http addr without port", "HTTP_ADDR", "9092", nil},
+		{"unknown log level", "LOG_LEVEL", "verbose", nil},
+		{"negative shutdown timeout", "SHUTDOWN_TIMEOUT", "-1s", nil},
+		{"zero startup timeout", "STARTUP_TIMEOUT", "0s", nil},
+		{"flag overrides a good variable", "CONSUMER_BATCH_SIZE", "500", []string{"--consumer-batch-size=0"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := map[string]string{tt.env: tt.value}
+			if tt.name == "SASL without password" {
+				env = map[string]string{"KAFKA_SASL_MECHANISM": "PLAIN", "KAFKA_SASL_USERNAME": "u"}
+			}
+			code, stdout, stderr := runMain(t, env, tt.args...)
+			if code != 2 {
+				t.Errorf("exit code %d, want 2 (stderr %q)", code, stderr)
+			}
+			if !strings.Contains(stderr, tt.env) || strings.Count(stderr, "\n") != 1 {
+				t.Errorf("stderr %q: want one line naming %s", stderr, tt.env)
+			}
+			if strings.Contains(stderr, "hunter2") {
+				t.Errorf("stderr leaks the password: %q", stderr)
+			}
+			if stdout != "" {
+				t.Errorf("stdout %q, want nothing", stdout)
+			}
+		})
+	}
+	for _, args := range [][]string{{"--no-such-flag"}, {"extra-argument"}} {
+		if code, _, stderr := runMain(t, nil, args...); code != 2 || stderr == "" {
+			t.Errorf("%v: exit %d, stderr %q; want 2 and a message", args, code, stderr)
+		}
+	}
+}
+
+func TestVersion(t *testing.T) {
+	if code, stdout, _ := runMain(t, nil, "--version"); code != 0 || stdout != "consumer test\n" {
+		t.Errorf("--version: exit %d, %q", code, stdout)
+	}
+}
+
+// --help documents every variable with its flag and default.
+func TestHelpListsEveryVariable(t *testing.T) {
+	code, stdout, _ := runMain(t, nil, "--help")
+	if code != 0 {
+		t.Fatalf("exit code %d", code)
+	}
+	for _, v := range []string{
+		"KAFKA_BROKERS", "KAFKA_TLS", "KAFKA_TLS_CA_FILE", "KAFKA_TLS_CERT_FILE", "KAFKA_TLS_KEY_FILE",
+		"KAFKA_SASL_MECHANISM", "KAFKA_SASL_USERNAME", "KAFKA_SASL_PASSWORD", "SCHEMA_REGISTRY_URL",
+		"SCHEMA_REGISTRY_USERNAME", "SCHEMA_REGISTRY_PASSWORD", "KAFKA_TOPIC", "LOG_LEVEL", "SHUTDOWN_TIMEOUT",
+		"HTTP_ADDR", "CONSUMER_GROUP", "KAFKA_DLQ_TOPIC", "MONGODB_URI", "MONGODB_DATABASE", "MONGODB_COLLECTION",
+		"MONGODB_WRITE_CONCERN", "CONSUMER_BATCH_SIZE", "CONSUMER_BATCH_TIMEOUT", "KAFKA_FETCH_MAX_BYTES",
+		"KAFKA_MAX_POLL_RECORDS", "STARTUP_TIMEOUT", "KAFKA_SESSION_TIMEOUT",
+	} {
+		flag := "--" + strings.ReplaceAll(strings.ToLower(v), "_", "-")
+		if !strings.Contains(stdout, v+" ") || !strings.Contains(stdout, flag+" ") {
+			t.Errorf("--help does not document %s (%s)", v, flag)
+		}
+	}
+	for _, def := range []string{":9092", "comments-writer", "comments.dlq", "mongodb://localhost:27017", "majority", "250ms", "16777216"} {
+		if !strings.Contains(stdout, def) {
+			t.Errorf("--help does not show the default %q", def)
+		}
+	}
+}
+
+// Failures at runtime exit 1: the ops port taken, a dependency that does
+// not come up within STARTUP_TIMEOUT, a missing topic.
+func TestStartupFailuresExit1(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	s := newStack(t)
+	tests := []struct {
+		name string
+		env  map[string]string
+		want string
+	}{
+		{"port taken", s.env("HTTP_ADDR", ln.Addr().String()), "listen"},
+		{"no database", s.env("MONGODB_URI", "mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=200", "STARTUP_TIMEOUT", "1s"), "mongodb not usable within STARTUP_TIMEOUT=1s"},
+		{"no broker", s.env("KAFKA_BROKERS", "127.0.0.1:1", "STARTUP_TIMEOUT", "1s"), "kafka not usable within STARTUP_TIMEOUT=1s"},
+		{"no topic", s.env("KAFKA_TOPIC", "nope", "STARTUP_TIMEOUT", "1s"), `topic "nope" does not exist`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, _, stderr := runMain(t, tt.env)
+			if code != 1 || !strings.Contains(stderr, tt.want) {
+				t.Errorf("exit %d, stderr %q; want 1 and %q", code, stderr, tt.want)
+			}
+		})
+	}
+	closed, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = closed.Close()
+	if code, _, _ := runMain(t, map[string]string{"HTTP_ADDR": closed.Addr().String()}, "healthcheck"); code != 1 {
+		t.Errorf("healthcheck with nothing listening: exit %d, want 1", code)
+	}
+	if code, _, _ := runMain(t, nil, "healthcheck", "--http-addr", closed.Addr().String()); code != 1 {
+		t.Errorf("healthcheck --http-addr with nothing listening: exit %d, want 1", code)
+	}
+	if code, _, stderr := runMain(t, nil, "healthcheck", "--http-addr", "nope"); code != 2 || !strings.Contains(stderr, "HTTP_ADDR") {
+		t.Errorf("healthcheck with a bad address: exit %d, stderr %q; want 2 naming HTTP_ADDR", code, stderr)
+	}
+}

@@ -1,0 +1,69 @@
+package ingest
+
+import (
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the consumer's Prometheus series, all prefixed
+// commentflow_consumer_.
+type metrics struct {
+	consumed     prometheus.Counter
+	stored       prometheus.Counter
+	duplicates   prometheus.Counter
+	deadLettered *prometheus.CounterVec // {class}
+	batchSize    prometheus.Histogram
+	writeLatency prometheus.Histogram
+	commits      prometheus.Counter
+	commitErrors prometheus.Counter
+	retries      *prometheus.CounterVec // {dependency}
+	lag          *prometheus.GaugeVec   // {partition}
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	const ns, sub = "commentflow", "consumer"
+	m := &metrics{
+		consumed: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "records_consumed_total", Help: "Records polled from the comments topic, including redeliveries and poison."}),
+		stored: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "documents_stored_total", Help: "Comments newly inserted into MongoDB."}),
+		duplicates: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "duplicates_skipped_total", Help: "Comments already stored (duplicate _id on redelivery), counted as success."}),
+		deadLettered: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "dead_lettered_total", Help: "Poison records written to the dead-letter topic, by error class."}, []string{"class"}),
+		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub,
+			Name: "batch_size", Help: "Records per processed batch (stored plus dead-lettered).",
+			Buckets: []float64{1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000}}),
+		writeLatency: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub,
+			Name: "write_latency_seconds", Help: "Duration of one InsertMany attempt.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 15)}),
+		commits: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "commits_total", Help: "Successful offset commits."}),
+		commitErrors: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "commit_errors_total", Help: "Failed offset commits (the records are stored; they may be redelivered and skipped as duplicates)."}),
+		retries: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "retries_total", Help: "Failed attempts retried with backoff, by dependency (mongodb, kafka, registry)."}, []string{"dependency"}),
+		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
+			Name: "lag", Help: "Records not yet committed by the group (log end offset - committed offset) of the partitions this member owns, refreshed every few seconds."}, []string{"partition"}),
+	}
+	for _, c := range []prometheus.Collector{m.consumed, m.stored, m.duplicates, m.deadLettered, m.batchSize,
+		m.writeLatency, m.commits, m.commitErrors, m.retries, m.lag} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	// Zero series exist from the start, so rate() and alerts see them.
+	for _, dep := range []string{depMongo, depKafka, depRegistry} {
+		m.retries.WithLabelValues(dep)
+	}
+	return m, nil
+}
+
+func (m *metrics) setLag(partition int32, lag int64) {
+	m.lag.WithLabelValues(strconv.FormatInt(int64(partition), 10)).Set(float64(max(lag, 0)))
+}
+
+func (m *metrics) dropLag(partition int32) {
+	m.lag.DeleteLabelValues(strconv.FormatInt(int64(partition), 10))
+}
