@@ -10,6 +10,10 @@
 //
 // It is linked only by tests and by `go run ./devstack`, never by a service
 // binary.
+//
+// Known FerretDB v1 limits: no index is used (sorted and filtered finds scan
+// the collection), and a createIndexes command with several indexes fails
+// (create them one at a time).
 package infra
 
 import (
@@ -53,6 +57,11 @@ type Options struct {
 	// Logger receives the stand-ins' own logs; nil discards them.
 	Logger *slog.Logger
 }
+
+// ferretMu serializes ferretdb.New, which writes a package-level variable
+// (the version's Package field): two stacks starting at once, or a restart
+// beside another start, would race on it.
+var ferretMu sync.Mutex
 
 // DefaultTopics are the topics of the product: `comments` with 3
 // partitions and its dead-letter topic.
@@ -211,12 +220,14 @@ func (s *Stack) StartMongo(ctx context.Context) error {
 	)
 	// A port just released by StopMongo can take a moment to be free again.
 	for deadline := time.Now().Add(10 * time.Second); ; {
+		ferretMu.Lock()
 		f, err = ferretdb.New(&ferretdb.Config{
 			Listener:  ferretdb.ListenerConfig{TCP: addr},
 			Handler:   "sqlite",
 			SQLiteURL: "file:" + dir,
 			Logger:    s.opts.Logger,
 		})
+		ferretMu.Unlock()
 		if err == nil || time.Now().After(deadline) {
 			break
 		}
