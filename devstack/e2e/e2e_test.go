@@ -293,13 +293,80 @@ func committedAtEnd(t *testing.T, sys *system.System) {
 	}
 }
 
+// storedExactlyOnce waits until the n produced comments are stored, then
+// checks them through the API, field by field, and the group's commits.
+func storedExactlyOnce(t *testing.T, sys *system.System, coll *mongo.Collection, n int, within time.Duration) {
+	t.Helper()
+	want := produced(t, sys, n)
+	waitStored(t, coll, int64(n), within)
+	checkExactlyOnce(t, sys, want)
+	committedAtEnd(t, sys)
+	// A producer with a count exits 0 once all is acknowledged, and stays
+	// down (the supervisor's restart delay is 1s).
+	if p := sys.Producer(); p != nil {
+		select {
+		case <-p.Exited():
+		case <-time.After(30 * time.Second):
+			t.Fatal("the producer with a count did not exit")
+		}
+		time.Sleep(1500 * time.Millisecond)
+		if code, restarts := p.ExitCode(), p.Restarts(); code != 0 || restarts != 0 {
+			t.Fatalf("producer with a count: exit code %d, restarted %d times; want 0 and never", code, restarts)
+		}
+	}
+	if got := validOnTopic(t, sys); got != n {
+		t.Fatalf("%d valid comments on the topic, the producer was to produce %d", got, n)
+	}
+}
+
+// validOnTopic counts the valid comments on the topic, to its end.
+func validOnTopic(t *testing.T, sys *system.System) int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	kcl, err := kgo.NewClient(kgo.SeedBrokers(sys.Infra.KafkaAddr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kcl.Close()
+	ends, err := kadm.NewClient(kcl).ListEndOffsets(ctx, schemas.Topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var total int64
+	ends.Each(func(o kadm.ListedOffset) { total += o.Offset })
+	rcl, err := sr.NewClient(sr.URLs(sys.Infra.RegistryURL()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec := schemas.NewDecoder(rcl)
+	cons, err := kgo.NewClient(kgo.SeedBrokers(sys.Infra.KafkaAddr()), kgo.ConsumeTopics(schemas.Topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cons.Close()
+	var read int64
+	valid := 0
+	for read < total {
+		fs := cons.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("read %d of %d records: %v", read, total, ctx.Err())
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			read++
+			if _, _, err := dec.Decode(ctx, r.Value); err == nil {
+				valid++
+			}
+		})
+	}
+	return valid
+}
+
 func TestProducedEventsReachTheAPIExactlyOnce(t *testing.T) {
 	const n = 400
 	sys := start(t, system.Config{Consumers: 3, ProducerCount: n})
-	want := produced(t, sys, n)
-	waitStored(t, mongoColl(t, sys), n, 2*time.Minute)
-	checkExactlyOnce(t, sys, want)
-	committedAtEnd(t, sys)
+	storedExactlyOnce(t, sys, mongoColl(t, sys), n, 2*time.Minute)
 }
 
 func TestConsumerKilledMidStreamStillExactlyOnce(t *testing.T) {
@@ -319,10 +386,7 @@ func TestConsumerKilledMidStreamStillExactlyOnce(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	want := produced(t, sys, n)
-	waitStored(t, coll, n, 3*time.Minute)
-	checkExactlyOnce(t, sys, want)
-	committedAtEnd(t, sys)
+	storedExactlyOnce(t, sys, coll, n, 3*time.Minute)
 }
 
 func TestConsumersScaleOneThreeOne(t *testing.T) {
@@ -341,10 +405,7 @@ func TestConsumersScaleOneThreeOne(t *testing.T) {
 			t.Fatalf("scale in: %v", err)
 		}
 	}
-	want := produced(t, sys, n)
-	waitStored(t, coll, n, 3*time.Minute)
-	checkExactlyOnce(t, sys, want)
-	committedAtEnd(t, sys)
+	storedExactlyOnce(t, sys, coll, n, 3*time.Minute)
 }
 
 func TestPoisonGoesToTheDLQAndTheStreamGoesOn(t *testing.T) {
@@ -403,10 +464,7 @@ func TestPoisonGoesToTheDLQAndTheStreamGoesOn(t *testing.T) {
 	}
 
 	// The stream went on: every valid comment is stored, none of the poison.
-	want := produced(t, sys, n)
-	waitStored(t, coll, n, 2*time.Minute)
-	checkExactlyOnce(t, sys, want)
-	committedAtEnd(t, sys)
+	storedExactlyOnce(t, sys, coll, n, 2*time.Minute)
 }
 
 func header(r *kgo.Record, key string) string {

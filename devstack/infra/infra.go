@@ -207,7 +207,7 @@ func (s *Stack) StartMongo(ctx context.Context) error {
 	}
 	if port == 0 {
 		var err error
-		if port, err = freePort(s.opts.Host); err != nil {
+		if port, err = FreePort(s.opts.Host); err != nil {
 			return fmt.Errorf("infra: start mongo: %w", err)
 		}
 	}
@@ -317,7 +317,8 @@ func (s *Stack) Close() {
 	}
 }
 
-func freePort(host string) (int, error) {
+// FreePort is a loopback port free at the time of the call.
+func FreePort(host string) (int, error) {
 	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
 	if err != nil {
 		return 0, err

@@ -125,12 +125,12 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 
 	port := cfg.GatewayPort
 	if port == 0 {
-		if port, err = freePort(); err != nil {
+		if port, err = infra.FreePort("127.0.0.1"); err != nil {
 			return nil, err
 		}
 	}
 	s.gatewayAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	if s.gateway, err = s.start("gateway", "gateway", s.gatewayAddr, s.mongoEnv()); err != nil {
+	if s.gateway, err = s.start("gateway", "gateway", s.gatewayAddr, s.mongoEnv(), true); err != nil {
 		return nil, err
 	}
 	for range cfg.Consumers {
@@ -162,9 +162,13 @@ func (s *System) mongoEnv() []string {
 
 // start runs one service with HTTP_ADDR=addr (":0" style addresses are
 // replaced by a free loopback port).
-func (s *System) start(service, name, addr string, env []string) (*procs.Proc, error) {
+//
+// A service is restarted when it exits on its own (restart: unless-stopped),
+// except a producer with a count, which is meant to finish: it must not be
+// restarted even if it finishes before start returns.
+func (s *System) start(service, name, addr string, env []string, restart bool) (*procs.Proc, error) {
 	if addr == "" {
-		port, err := freePort()
+		port, err := infra.FreePort("127.0.0.1")
 		if err != nil {
 			return nil, err
 		}
@@ -174,7 +178,7 @@ func (s *System) start(service, name, addr string, env []string) (*procs.Proc, e
 		Name:    name,
 		Bin:     s.bins[service],
 		Env:     append([]string{"HTTP_ADDR=" + addr, "LOG_LEVEL=" + s.cfg.LogLevel}, env...),
-		Restart: true,
+		Restart: restart,
 	}
 	if service == "producer" {
 		spec.Tee = s.cfg.ProducerTee
@@ -233,12 +237,9 @@ func (s *System) StartProducer(count int) (*procs.Proc, error) {
 		"PRODUCER_COUNT="+strconv.Itoa(count),
 		"PROGRESS=plain",
 	)
-	p, err := s.start("producer", "producer", "", env)
+	p, err := s.start("producer", "producer", "", env, count == 0)
 	if err != nil {
 		return nil, err
-	}
-	if count > 0 {
-		p.NoRestart()
 	}
 	s.mu.Lock()
 	s.producer = p
@@ -253,7 +254,7 @@ func (s *System) AddConsumer() (*procs.Proc, error) {
 	name := "consumer-" + strconv.Itoa(s.nextID)
 	s.mu.Unlock()
 	env := append(append(s.kafkaEnv(), s.mongoEnv()[0]), s.cfg.ConsumerEnv...)
-	p, err := s.start("consumer", name, "", env)
+	p, err := s.start("consumer", name, "", env, true)
 	if err != nil {
 		return nil, err
 	}
@@ -335,16 +336,4 @@ func persistentSecret(path string) (string, error) {
 		return "", fmt.Errorf("system: save cursor secret: %w", err)
 	}
 	return secret, nil
-}
-
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	if err := ln.Close(); err != nil {
-		return 0, err
-	}
-	return port, nil
 }
