@@ -67,8 +67,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo})).With("component", "devstack")
 	cfg.Out, cfg.Log = stdout, log
-	// The stand-ins (FerretDB above all) narrate every connection at info.
-	cfg.InfraLog = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})).With("component", "infra")
+	// The stand-ins (FerretDB above all) narrate every connection at info
+	// and dump whole wire messages at warn for commands they lack (such as
+	// the driver's endSessions at disconnect): only their errors are shown.
+	cfg.InfraLog = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelError})).With("component", "infra")
 
 	start := time.Now()
 	sys, err := system.Start(ctx, cfg)
@@ -101,7 +103,7 @@ commentflow devstack is up (%s). Data in %s — Ctrl-C to stop.
 Inspect:
   curl -s '%[3]s/api/v1/comments?limit=3'
   rpk topic consume comments -X brokers=%[4]s -X registry.hosts=%[9]s --use-schema-registry=value -n 5
-  kcat -b %[4]s -C -t comments -s value=avro -r %[5]s -c 5 -e
+  kcat -b %[4]s -C -t comments -s value=avro -r %[5]s -c 5 -e    (a kcat built with Avro support)
   mongosh '%[6]scommentflow' --eval 'db.comments.find().sort({created_at: -1}).limit(3)'
 
 `, took.Round(100*time.Millisecond), cfg.DataDir, gw, kafka, registry, mongo, cfg.Rate, cfg.Consumers, registry[len("http://"):])
