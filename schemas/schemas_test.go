@@ -359,6 +359,28 @@ func TestDecodeRegistryUnavailableIsRetryable(t *testing.T) {
 	}
 }
 
+func TestUnknownIDsAreAskedOnce(t *testing.T) {
+	ctx := context.Background()
+	reg, cl := newRegistry(t)
+	var fetches atomic.Int32
+	reg.Intercept(func(_ http.ResponseWriter, r *http.Request) bool {
+		if strings.HasPrefix(r.URL.Path, "/schemas/ids/") {
+			fetches.Add(1)
+		}
+		return false
+	})
+	dec := schemas.NewDecoder(cl)
+	poison := schemas.Frame(777, []byte{2, 'x'})
+	for range 50 {
+		if _, _, err := dec.Decode(ctx, poison); !errors.Is(err, schemas.ErrUnknownSchema) {
+			t.Fatalf("got %v, want ErrUnknownSchema", err)
+		}
+	}
+	if n := fetches.Load(); n != 1 {
+		t.Fatalf("%d registry lookups for 50 records with one unknown id, want 1", n)
+	}
+}
+
 func TestDecodeFetchesEachSchemaOnce(t *testing.T) {
 	ctx := context.Background()
 	reg, cl := newRegistry(t)

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/hamba/avro/v2"
@@ -93,7 +94,19 @@ type Decoder struct {
 	cache  atomic.Pointer[map[int]*writer] // copy on write: reads take no lock
 	mu     sync.Mutex                      // serializes cache writes
 	flight singleflight.Group
+
+	// unknown remembers, for UnknownTTL, the IDs the registry answered 404
+	// for, so a burst of poison with made-up IDs costs one lookup per ID,
+	// not one per record.
+	unknownMu sync.Mutex
+	unknown   map[int]time.Time // id -> when to ask again
 }
+
+// UnknownTTL is how long a schema ID the registry did not know is answered
+// as unknown without asking again. An ID is only ever assigned by
+// registering a schema, so a record carrying one the registry does not
+// know is poison whenever it is read; the TTL only bounds the memory of it.
+const UnknownTTL = time.Minute
 
 // writer is a resolved writer schema: what to decode a body with.
 type writer struct {
@@ -164,6 +177,9 @@ var readers = sync.Pool{New: func() any { return avro.NewReader(nil, 0) }}
 // fetch gets schema id from the registry once (concurrent callers share one
 // request) and caches the result.
 func (d *Decoder) fetch(ctx context.Context, id int) (*writer, error) {
+	if d.knownUnknown(id) {
+		return nil, decodeErr(ClassUnknownSchema, id, "schema id %d is not in the registry (asked less than %s ago)", id, UnknownTTL)
+	}
 	v, err, _ := d.flight.Do(strconv.Itoa(id), func() (any, error) {
 		if w, ok := (*d.cache.Load())[id]; ok {
 			return w, nil
@@ -171,7 +187,7 @@ func (d *Decoder) fetch(ctx context.Context, id int) (*writer, error) {
 		s, err := d.cl.SchemaByID(ctx, id)
 		switch {
 		case isNotFound(err):
-			// Not cached: a schema registered later makes the ID valid.
+			d.rememberUnknown(id)
 			return nil, &DecodeError{Class: ClassUnknownSchema, SchemaID: id, Err: err}
 		case err != nil:
 			return nil, &DecodeError{Class: ClassRegistryUnavailable, SchemaID: id, Err: err}
@@ -192,6 +208,27 @@ func (d *Decoder) fetch(ctx context.Context, id int) (*writer, error) {
 		return nil, err
 	}
 	return v.(*writer), nil
+}
+
+func (d *Decoder) knownUnknown(id int) bool {
+	d.unknownMu.Lock()
+	defer d.unknownMu.Unlock()
+	until, ok := d.unknown[id]
+	if ok && time.Now().After(until) {
+		delete(d.unknown, id)
+		return false
+	}
+	return ok
+}
+
+func (d *Decoder) rememberUnknown(id int) {
+	d.unknownMu.Lock()
+	defer d.unknownMu.Unlock()
+	now := time.Now()
+	if d.unknown == nil || len(d.unknown) >= 10000 { // bound the memory of a flood
+		d.unknown = map[int]time.Time{}
+	}
+	d.unknown[id] = now.Add(UnknownTTL)
 }
 
 // resolve turns a registered schema into what decodes its records as a
