@@ -14,23 +14,20 @@ import (
 	"fmt"
 
 	"github.com/hamba/avro/v2"
+
+	"github.com/commentflow/commentflow/schemas/names"
 )
 
-// Names shared by every service, the compose stack and the init script.
+// Names shared by every service, the compose stack and the init script
+// (defined in package names, which has no dependencies).
 const (
-	// Topic carries the comment events.
-	Topic = "comments"
-	// DLQTopic receives records that can never be stored.
-	DLQTopic = "comments.dlq"
-	// Subject is the registry subject of the value schema (TopicNameStrategy).
-	Subject = Topic + "-value"
-	// Partitions is the partition count of Topic.
-	Partitions = 3
-	// ConsumerGroup is the group of the consumer replicas.
-	ConsumerGroup = "comments-writer"
-	// Database and Collection hold the stored comments in MongoDB.
-	Database   = "commentflow"
-	Collection = "comments"
+	Topic         = names.Topic
+	DLQTopic      = names.DLQTopic
+	Subject       = names.Subject
+	Partitions    = names.Partitions
+	ConsumerGroup = names.ConsumerGroup
+	Database      = names.Database
+	Collection    = names.Collection
 )
 
 // CommentSchemaText is comment.avsc, the contract.

@@ -11,15 +11,15 @@ import (
 
 	"github.com/commentflow/commentflow/gateway/internal/cursor"
 	"github.com/commentflow/commentflow/platform/config"
-	"github.com/commentflow/commentflow/schemas"
+	"github.com/commentflow/commentflow/schemas/names"
 )
 
 // Defaults; the database and collection are the contract's (schemas).
 const (
 	DefaultHTTPAddr   = ":8000"
 	DefaultMongoURI   = "mongodb://localhost:27017"
-	DefaultDatabase   = schemas.Database
-	DefaultCollection = schemas.Collection
+	DefaultDatabase   = names.Database
+	DefaultCollection = names.Collection
 )
 
 // Config is the gateway's configuration, read once at startup.
