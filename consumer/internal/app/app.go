@@ -165,6 +165,9 @@ func consume(ctx context.Context, cfg Config, log *slog.Logger, reg *prometheus.
 	if err != nil {
 		return usageError{err}
 	}
+	if err := checkRegistry(ctx, log, rc, cfg.Kafka.RegistryURL); err != nil {
+		return usageError{err}
+	}
 
 	// Wait for the dependencies the loop cannot do without. The registry
 	// is not one of them: while it is down, decoding waits and retries.
@@ -258,6 +261,29 @@ func checkTopics(ctx context.Context, kopts []kgo.Opt, topics ...string) error {
 		}
 	}
 	return nil
+}
+
+// checkRegistry asks the registry once at startup, so that a
+// misconfiguration that can never heal — refused credentials, or a URL that
+// is not a schema registry — stops the consumer with a clear error instead
+// of retrying every record forever. A registry that is down or erroring is
+// not such a case: decoding waits for it.
+func checkRegistry(ctx context.Context, log *slog.Logger, rc *sr.Client, url string) error {
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	_, err := rc.Subjects(cctx)
+	var re *sr.ResponseError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &re) && (re.StatusCode == http.StatusUnauthorized || re.StatusCode == http.StatusForbidden):
+		return config.Errorf("SCHEMA_REGISTRY_USERNAME", "the schema registry at %s refused the credentials (%s): check SCHEMA_REGISTRY_USERNAME and SCHEMA_REGISTRY_PASSWORD", url, http.StatusText(re.StatusCode))
+	case errors.As(err, &re) && re.StatusCode == http.StatusNotFound:
+		return config.Errorf("SCHEMA_REGISTRY_URL", "%s answers 404 for /subjects: it is not a schema registry (or the URL has an extra path)", url)
+	default:
+		log.Warn("schema registry not reachable yet; records wait for it", "url", url, "err", err)
+		return nil
+	}
 }
 
 // registryPing is the readiness ping of an idle consumer: the registry

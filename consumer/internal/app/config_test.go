@@ -2,9 +2,15 @@ package app_test
 
 import (
 	"context"
+	"encoding/base64"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/sr/srfake"
 
 	"github.com/commentflow/commentflow/consumer/internal/app"
 )
@@ -113,6 +119,44 @@ func TestHelpListsEveryVariable(t *testing.T) {
 
 // Failures at runtime exit 1: the ops port taken, a dependency that does
 // not come up within STARTUP_TIMEOUT, a missing topic.
+// A registry that refuses the credentials, or a URL that is no registry,
+// can never heal: exit 2 naming the variable, before consuming anything.
+func TestRegistryMisconfigurationExits2(t *testing.T) {
+	s := newStack(t)
+	secured := srfake.New(srfake.WithAuth("Basic " + base64.StdEncoding.EncodeToString([]byte("app:right"))))
+	defer secured.Close()
+	notRegistry := httptest.NewServer(http.NotFoundHandler())
+	defer notRegistry.Close()
+	tests := []struct {
+		name string
+		env  map[string]string
+		want string
+	}{
+		{"no credentials", s.env("SCHEMA_REGISTRY_URL", secured.URL()), "SCHEMA_REGISTRY_USERNAME"},
+		{"wrong password", s.env("SCHEMA_REGISTRY_URL", secured.URL(), "SCHEMA_REGISTRY_USERNAME", "app", "SCHEMA_REGISTRY_PASSWORD", "wrong"), "SCHEMA_REGISTRY_USERNAME"},
+		{"not a registry", s.env("SCHEMA_REGISTRY_URL", notRegistry.URL+"/api"), "SCHEMA_REGISTRY_URL"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, _, stderr := runMain(t, tt.env)
+			if code != 2 || !strings.Contains(stderr, tt.want) || strings.Count(strings.TrimSpace(stderr), "\n") > 0 {
+				t.Errorf("exit %d, stderr %q; want 2 and one line naming %s", code, stderr, tt.want)
+			}
+			if strings.Contains(stderr, "wrong") {
+				t.Errorf("stderr echoes the password: %q", stderr)
+			}
+		})
+	}
+	// The right credentials start (and stop) normally.
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	var stdout, stderr strings.Builder
+	env := s.env("SCHEMA_REGISTRY_URL", secured.URL(), "SCHEMA_REGISTRY_USERNAME", "app", "SCHEMA_REGISTRY_PASSWORD", "right")
+	if code := app.Main(ctx, "test", []string{"consumer"}, func(k string) string { return env[k] }, &stdout, &stderr); code != 0 {
+		t.Fatalf("right credentials: exit %d, stderr %q", code, stderr.String())
+	}
+}
+
 func TestStartupFailuresExit1(t *testing.T) {
 	t.Parallel()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
