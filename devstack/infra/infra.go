@@ -151,6 +151,32 @@ func StartT(t testing.TB, opts Options) *Stack {
 	return s
 }
 
+// Main runs a test binary against one Stack shared by its tests: it starts
+// the Stack, calls setup (seeding, connecting), runs the tests and closes
+// the Stack. setup may return a teardown, run after the tests (nil is
+// fine). In TestMain: os.Exit(infra.Main(m, infra.Options{}, setup)).
+func Main(m *testing.M, opts Options, setup func(ctx context.Context, st *Stack) (teardown func(), err error)) int {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	st, err := Start(ctx, opts)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "start infrastructure:", err)
+		return 1
+	}
+	defer st.Close()
+	if setup != nil {
+		teardown, err := setup(ctx, st)
+		if teardown != nil {
+			defer teardown()
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "set up the tests:", err)
+			return 1
+		}
+	}
+	return m.Run()
+}
+
 func (s *Stack) startKafka() error {
 	kopts := []kfake.Opt{
 		kfake.NumBrokers(1),

@@ -3,7 +3,6 @@ package api_test
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -40,35 +39,19 @@ const seedCount = 300
 var newest = time.Date(2025, 11, 27, 12, 0, 0, 0, time.UTC)
 
 func TestMain(m *testing.M) {
-	os.Exit(testMain(m))
-}
-
-func testMain(m *testing.M) int {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	st, err := infra.Start(ctx, infra.Options{})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "start infrastructure:", err)
-		return 1
-	}
-	defer st.Close()
-	mongoURI = st.MongoURI()
-	client, err = mongo.Connect(options.Client().ApplyURI(mongoURI))
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "connect:", err)
-		return 1
-	}
-	defer client.Disconnect(context.Background())
-	if spec, err = api.LoadSpec(ctx); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	seeded = apitest.Comments(seedCount, 1, newest)
-	if err := apitest.Insert(ctx, client.Database("commentflow").Collection("comments"), seeded); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	return m.Run()
+	os.Exit(infra.Main(m, infra.Options{}, func(ctx context.Context, st *infra.Stack) (func(), error) {
+		mongoURI = st.MongoURI()
+		var err error
+		if client, err = mongo.Connect(options.Client().ApplyURI(mongoURI)); err != nil {
+			return nil, err
+		}
+		disconnect := func() { _ = client.Disconnect(context.Background()) }
+		if spec, err = api.LoadSpec(ctx); err != nil {
+			return disconnect, err
+		}
+		seeded = apitest.Comments(seedCount, 1, newest)
+		return disconnect, apitest.Insert(ctx, client.Database("commentflow").Collection("comments"), seeded)
+	}))
 }
 
 // testCodec signs cursors in tests, so cursors can be made by hand.

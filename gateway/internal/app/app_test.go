@@ -27,30 +27,15 @@ import (
 var mongoURI string
 
 func TestMain(m *testing.M) {
-	os.Exit(testMain(m))
-}
-
-func testMain(m *testing.M) int {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	st, err := infra.Start(ctx, infra.Options{})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "start infrastructure:", err)
-		return 1
-	}
-	defer st.Close()
-	mongoURI = st.MongoURI()
-	c, err := mongo.Connect(options.Client().ApplyURI(mongoURI))
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer c.Disconnect(context.Background())
-	if err := apitest.Insert(ctx, c.Database("commentflow").Collection("comments"), apitest.Comments(50, 7, time.Now())); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	return m.Run()
+	os.Exit(infra.Main(m, infra.Options{}, func(ctx context.Context, st *infra.Stack) (func(), error) {
+		mongoURI = st.MongoURI()
+		c, err := mongo.Connect(options.Client().ApplyURI(mongoURI))
+		if err != nil {
+			return nil, err
+		}
+		defer func() { _ = c.Disconnect(context.Background()) }()
+		return nil, apitest.Insert(ctx, c.Database("commentflow").Collection("comments"), apitest.Comments(50, 7, time.Now()))
+	}))
 }
 
 func env(kv map[string]string) func(string) string {
