@@ -9,7 +9,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -21,6 +20,7 @@ import (
 	"github.com/commentflow/commentflow/consumer/internal/ingest"
 	"github.com/commentflow/commentflow/consumer/internal/store"
 	"github.com/commentflow/commentflow/platform/backoff"
+	"github.com/commentflow/commentflow/platform/cli"
 	"github.com/commentflow/commentflow/platform/config"
 	"github.com/commentflow/commentflow/platform/logging"
 	"github.com/commentflow/commentflow/platform/ops"
@@ -28,12 +28,6 @@ import (
 )
 
 const service = "consumer"
-
-// usageError is bad configuration or command line: exit code 2.
-type usageError struct{ err error }
-
-func (e usageError) Error() string { return e.err.Error() }
-func (e usageError) Unwrap() error { return e.err }
 
 // Main runs the consumer with the process's arguments (args[0] is the
 // program name) and returns its exit code: 0 ok (also after SIGTERM), 2 bad
@@ -43,42 +37,17 @@ func Main(ctx context.Context, version string, args []string, getenv func(string
 		args = args[1:]
 	}
 	if ops.IsHealthcheck(args) {
-		return healthcheck(ctx, args[1:], getenv, stdout, stderr)
+		return cli.Healthcheck(ctx, service, DefaultHTTPAddr, args[1:], getenv, stdout, stderr)
 	}
-	if len(args) == 1 && (args[0] == "--version" || args[0] == "-version" || args[0] == "version") {
+	if cli.IsVersion(args) {
 		fmt.Fprintln(stdout, service, version)
-		return 0
+		return cli.ExitOK
 	}
-	err := Run(ctx, version, args, getenv, stdout, stderr)
-	if err == nil || errors.Is(err, config.ErrHelp) {
-		return 0
-	}
-	fmt.Fprintln(stderr, service+":", strings.Join(strings.Fields(err.Error()), " "))
-	if errors.As(err, new(usageError)) {
-		return 2
-	}
-	return 1
-}
-
-// healthcheck probes the /healthz of the consumer listening on HTTP_ADDR
-// (or --http-addr): exit 0 healthy, 1 not, 2 bad usage.
-func healthcheck(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-	var addr string
-	set := config.New(service + " healthcheck")
-	set.String(&addr, "HTTP_ADDR", DefaultHTTPAddr, "listen address of the consumer to probe", checkAddr)
-	if err := set.Parse(args, getenv); err != nil {
-		if errors.Is(err, config.ErrHelp) {
-			set.Usage(stdout)
-			return 0
-		}
-		fmt.Fprintln(stderr, service+" healthcheck:", err)
-		return 2
-	}
-	return ops.Healthcheck(ctx, addr, stdout, stderr)
+	return cli.Report(stderr, service, Run(ctx, version, args, getenv, stdout, stderr))
 }
 
 // Run is the consumer: it returns nil after a clean shutdown (ctx done),
-// config.ErrHelp after printing --help, a usageError for bad configuration,
+// config.ErrHelp after printing --help, a cli.UsageError for bad configuration,
 // or the runtime failure. args are the flags (without the program name).
 // Logs go to stdout; nothing is written to stderr: errors are returned,
 // and Main prints them.
@@ -91,14 +60,14 @@ func Run(ctx context.Context, version string, args []string, getenv func(string)
 			set.Usage(stdout)
 			return err
 		}
-		return usageError{err}
+		return cli.Usage(err)
 	}
 	if err := cfg.validate(); err != nil {
-		return usageError{err}
+		return cli.Usage(err)
 	}
 	log, err := logging.New(stdout, cfg.LogLevel, service)
 	if err != nil {
-		return usageError{config.Errorf("LOG_LEVEL", "%v", err)}
+		return cli.Usage(config.Errorf("LOG_LEVEL", "%v", err))
 	}
 	log.Info("starting", "version", version, slog.Group("config", set.Attrs()...))
 
@@ -145,7 +114,7 @@ func consume(ctx context.Context, cfg Config, log *slog.Logger, reg *prometheus.
 		WriteConcern: cfg.MongoWriteConcern, AppName: "commentflow-" + service,
 	})
 	if err != nil {
-		return usageError{config.Errorf("MONGODB_URI", "%v", err)}
+		return cli.Usage(config.Errorf("MONGODB_URI", "%v", err))
 	}
 	defer func() {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
@@ -158,15 +127,15 @@ func consume(ctx context.Context, cfg Config, log *slog.Logger, reg *prometheus.
 
 	kopts, err := cfg.Kafka.KafkaOpts(log)
 	if err != nil {
-		return usageError{err}
+		return cli.Usage(err)
 	}
 	kopts = append(kopts, kgo.ClientID("commentflow-"+service))
 	rc, err := cfg.Kafka.RegistryClient()
 	if err != nil {
-		return usageError{err}
+		return cli.Usage(err)
 	}
 	if err := checkRegistry(ctx, log, rc, cfg.Kafka.RegistryURL); err != nil {
-		return usageError{err}
+		return cli.Usage(err)
 	}
 
 	// Wait for the dependencies the loop cannot do without. The registry

@@ -2,12 +2,11 @@ package app
 
 import (
 	"fmt"
-	"net"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/commentflow/commentflow/consumer/internal/store"
+	"github.com/commentflow/commentflow/platform/cli"
 	"github.com/commentflow/commentflow/platform/config"
 	"github.com/commentflow/commentflow/platform/kafkaconn"
 	"github.com/commentflow/commentflow/schemas"
@@ -61,7 +60,7 @@ func (c *Config) declare(s *config.Set) {
 	s.Int(&c.FetchMaxBytes, "KAFKA_FETCH_MAX_BYTES", 16<<20,
 		"maximum bytes of one fetch; with 3 fetches buffered at most, it bounds the consumer's memory", config.Min(1024), config.Max(256<<20))
 	s.Int(&c.MaxPollRecords, "KAFKA_MAX_POLL_RECORDS", 1000, "maximum records taken from the fetch buffer at once", config.Min(1))
-	s.String(&c.HTTPAddr, "HTTP_ADDR", DefaultHTTPAddr, "listen address of /healthz, /readyz and /metrics", checkAddr)
+	s.String(&c.HTTPAddr, "HTTP_ADDR", DefaultHTTPAddr, "listen address of /healthz, /readyz and /metrics", cli.HostPort)
 	s.Enum(&c.LogLevel, "LOG_LEVEL", "info", "log level", "debug", "info", "warn", "error")
 	s.Duration(&c.StartupTimeout, "STARTUP_TIMEOUT", 60*time.Second, "how long to wait at startup for Kafka (and its topics) and MongoDB", config.Positive)
 	s.Duration(&c.ShutdownTimeout, "SHUTDOWN_TIMEOUT", 10*time.Second, "on SIGTERM, how long to finish and commit the current batch and leave the group", config.Positive)
@@ -114,17 +113,6 @@ func checkCollection(name string) error {
 		return fmt.Errorf("%q contains $ or a null character", name)
 	case strings.HasPrefix(name, "system."):
 		return fmt.Errorf("%q is in the reserved system. namespace", name)
-	}
-	return nil
-}
-
-func checkAddr(addr string) error {
-	_, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return fmt.Errorf("%q is not host:port (like :9092 or 127.0.0.1:9092)", addr)
-	}
-	if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
-		return fmt.Errorf("%q has no valid port", addr)
 	}
 	return nil
 }

@@ -5,11 +5,9 @@ package app
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"strings"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -17,26 +15,18 @@ import (
 
 	"github.com/commentflow/commentflow/gateway/internal/api"
 	"github.com/commentflow/commentflow/gateway/internal/cursor"
+	"github.com/commentflow/commentflow/platform/cli"
 	"github.com/commentflow/commentflow/platform/config"
 	"github.com/commentflow/commentflow/platform/logging"
 	"github.com/commentflow/commentflow/platform/ops"
 )
 
-// Exit codes.
+// Exit codes (platform/cli's).
 const (
-	ExitOK      = 0
-	ExitFailure = 1 // runtime failure
-	ExitUsage   = 2 // bad configuration or usage
+	ExitOK      = cli.ExitOK
+	ExitFailure = cli.ExitFailure // runtime failure
+	ExitUsage   = cli.ExitUsage   // bad configuration or usage
 )
-
-// usageError is a configuration or command-line error (exit 2).
-type usageError struct{ err error }
-
-func (e usageError) Error() string { return e.err.Error() }
-func (e usageError) Unwrap() error { return e.err }
-
-// errUnhealthy: `gateway healthcheck` failed (already reported).
-var errUnhealthy = errors.New("unhealthy")
 
 // Version is the build's version, logged at startup; main sets it from the
 // -X main.version stamp.
@@ -45,32 +35,10 @@ var Version = "dev"
 // Main runs the gateway with the process's arguments (args[0] is the
 // program name) and returns its exit code.
 func Main(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-	return exitCode(run(ctx, args, getenv, stdout, stderr, hooks{}), stderr)
-}
-
-func exitCode(err error, stderr io.Writer) int {
-	var ue usageError
-	switch {
-	case err == nil:
-		return ExitOK
-	case errors.Is(err, errUnhealthy):
-		return ExitFailure
-	case errors.As(err, &ue):
-		fmt.Fprintln(stderr, message(err))
-		return ExitUsage
-	default:
-		fmt.Fprintln(stderr, message(err))
-		return ExitFailure
+	if len(args) > 1 && ops.IsHealthcheck(args[1:]) {
+		return cli.Healthcheck(ctx, "gateway", DefaultHTTPAddr, args[2:], getenv, stdout, stderr)
 	}
-}
-
-// message is err as one line prefixed with the program name.
-func message(err error) string {
-	msg := strings.ReplaceAll(err.Error(), "\n", " ")
-	if !strings.HasPrefix(msg, "gateway") {
-		msg = "gateway: " + msg
-	}
-	return msg
+	return cli.Report(stderr, "gateway", run(ctx, args, getenv, stdout, stderr, hooks{}))
 }
 
 // hooks let tests observe and wrap the running server.
@@ -79,12 +47,9 @@ type hooks struct {
 	wrap      func(http.Handler) http.Handler // wraps the whole handler
 }
 
-func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer, hk hooks) error {
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, _ io.Writer, hk hooks) error {
 	if len(args) > 0 {
 		args = args[1:]
-	}
-	if ops.IsHealthcheck(args) {
-		return healthcheck(ctx, args[1:], getenv, stdout, stderr)
 	}
 	cfg, vars, err := parseConfig(args, getenv)
 	if errors.Is(err, config.ErrHelp) {
@@ -92,11 +57,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return nil
 	}
 	if err != nil {
-		return usageError{err}
+		return cli.Usage(err)
 	}
 	log, err := logging.New(stdout, cfg.LogLevel, "gateway")
 	if err != nil {
-		return usageError{config.Errorf("LOG_LEVEL", "%v", err)}
+		return cli.Usage(config.Errorf("LOG_LEVEL", "%v", err))
 	}
 	log.Info("config", append([]any{"version", Version}, vars.Attrs()...)...)
 
@@ -109,7 +74,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		log.Warn("GATEWAY_CURSOR_SECRET is not set: cursors are signed with a random key, so they stop working after a restart and are not accepted by other replicas")
 		codec = cursor.NewRandom()
 	} else if codec, err = cursor.New([]byte(cfg.CursorSecret)); err != nil {
-		return usageError{config.Errorf("GATEWAY_CURSOR_SECRET", "%v", err)}
+		return cli.Usage(config.Errorf("GATEWAY_CURSOR_SECRET", "%v", err))
 	}
 
 	client, err := mongo.Connect(options.Client().
@@ -117,7 +82,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		SetAppName("commentflow-gateway").
 		SetServerSelectionTimeout(cfg.DBTimeout))
 	if err != nil {
-		return usageError{config.Errorf("MONGODB_URI", "%v", err)}
+		return cli.Usage(config.Errorf("MONGODB_URI", "%v", err))
 	}
 	defer func() {
 		dctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -171,24 +136,5 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	log.Info("stopped")
-	return nil
-}
-
-// healthcheck probes the running gateway's /healthz (HTTP_ADDR or
-// --http-addr) for container healthchecks.
-func healthcheck(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	var addr string
-	s := config.New("gateway healthcheck")
-	s.String(&addr, "HTTP_ADDR", DefaultHTTPAddr, "address the gateway serves on", checkAddr)
-	if err := s.Parse(args, getenv); err != nil {
-		if errors.Is(err, config.ErrHelp) {
-			s.Usage(stdout)
-			return nil
-		}
-		return usageError{err}
-	}
-	if ops.Healthcheck(ctx, addr, stdout, stderr) != 0 {
-		return errUnhealthy
-	}
 	return nil
 }

@@ -2,7 +2,6 @@ package app
 
 import (
 	"fmt"
-	"net"
 	"net/url"
 	"strings"
 	"time"
@@ -10,6 +9,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/connstring"
 
 	"github.com/commentflow/commentflow/gateway/internal/cursor"
+	"github.com/commentflow/commentflow/platform/cli"
 	"github.com/commentflow/commentflow/platform/config"
 	"github.com/commentflow/commentflow/schemas/names"
 )
@@ -43,7 +43,7 @@ type Config struct {
 // declare lists every variable with its flag, default and description.
 func declare(cfg *Config) *config.Set {
 	s := config.New("gateway")
-	s.String(&cfg.HTTPAddr, "HTTP_ADDR", DefaultHTTPAddr, "address to serve the API, Swagger UI and ops endpoints on (host:port)", checkAddr)
+	s.String(&cfg.HTTPAddr, "HTTP_ADDR", DefaultHTTPAddr, "address to serve the API, Swagger UI and ops endpoints on (host:port)", cli.HostPort)
 	s.String(&cfg.MongoURI, "MONGODB_URI", DefaultMongoURI, "MongoDB connection string (mongodb:// or mongodb+srv://)", checkMongoURI)
 	s.String(&cfg.MongoDatabase, "MONGODB_DATABASE", DefaultDatabase, "database holding the comments", config.NotEmpty, checkDBName)
 	s.String(&cfg.MongoCollection, "MONGODB_COLLECTION", DefaultCollection, "collection holding the comments", config.NotEmpty, checkCollName)
@@ -76,17 +76,6 @@ func parseConfig(args []string, getenv func(string) string) (Config, *config.Set
 		return cfg, s, config.Errorf("GATEWAY_WRITE_TIMEOUT", "must be longer than GATEWAY_DB_TIMEOUT (%s), got %s", cfg.DBTimeout, cfg.WriteTimeout)
 	}
 	return cfg, s, nil
-}
-
-func checkAddr(v string) error {
-	_, port, err := net.SplitHostPort(v)
-	if err != nil {
-		return fmt.Errorf("%q is not host:port (like :8000 or 127.0.0.1:8000)", v)
-	}
-	if port == "" {
-		return fmt.Errorf("%q has no port", v)
-	}
-	return nil
 }
 
 func checkMongoURI(v string) error {

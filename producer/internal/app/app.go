@@ -9,12 +9,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/commentflow/commentflow/platform/cli"
 	"github.com/commentflow/commentflow/platform/config"
 	"github.com/commentflow/commentflow/platform/logging"
 	"github.com/commentflow/commentflow/platform/ops"
@@ -27,11 +27,11 @@ import (
 // Dockerfile and handed over by main.
 var Version = "dev"
 
-// Exit codes.
+// Exit codes (platform/cli's).
 const (
-	ExitOK      = 0
-	ExitRuntime = 1
-	ExitUsage   = 2
+	ExitOK      = cli.ExitOK
+	ExitRuntime = cli.ExitFailure
+	ExitUsage   = cli.ExitUsage
 )
 
 // Readiness check names.
@@ -40,67 +40,20 @@ const (
 	checkRegistry = "schema_registry"
 )
 
-// usageError is a failure the operator fixes in the deployment rather than
-// by restarting: exit code 2.
-type usageError struct{ err error }
-
-func (e *usageError) Error() string { return e.err.Error() }
-func (e *usageError) Unwrap() error { return e.err }
-
-func usage(err error) error { return &usageError{err} }
-
-// ExitCode maps run's error to the process exit code: 0 for success, 2 for
-// bad configuration or usage (including a schema the registry refuses), 1
-// for anything else.
-func ExitCode(err error) int {
-	var ce *config.Error
-	var ue *usageError
-	switch {
-	case err == nil:
-		return ExitOK
-	case errors.As(err, &ce), errors.As(err, &ue):
-		return ExitUsage
-	default:
-		return ExitRuntime
-	}
-}
-
 // Main runs the producer (or its healthcheck subcommand) and returns the
 // exit code, having printed any error as one line on stderr.
 func Main(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	if len(args) > 1 && ops.IsHealthcheck(args[1:]) {
-		return healthcheck(ctx, args[2:], getenv, stdout, stderr)
+		return cli.Healthcheck(ctx, "producer", defaultHTTPAddr, args[2:], getenv, stdout, stderr)
 	}
-	err := run(ctx, args, getenv, stdout, stderr)
-	if err != nil {
-		fmt.Fprintln(stderr, "producer:", oneLine(err.Error()))
-	}
-	return ExitCode(err)
-}
-
-func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
-
-// healthcheck probes the /healthz of the producer listening on HTTP_ADDR.
-func healthcheck(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-	var addr string
-	set := config.New("producer healthcheck")
-	set.String(&addr, "HTTP_ADDR", ":9091", "listen address of the producer to probe", checkAddr)
-	if err := set.Parse(args, getenv); err != nil {
-		if errors.Is(err, config.ErrHelp) {
-			set.Usage(stdout)
-			return ExitOK
-		}
-		fmt.Fprintln(stderr, "producer healthcheck:", err)
-		return ExitUsage
-	}
-	return ops.Healthcheck(ctx, addr, stdout, stderr)
+	return cli.Report(stderr, "producer", run(ctx, args, getenv, stdout, stderr))
 }
 
 // run is the producer. args[0] is the program name; the rest are flags.
 // It returns when count events are acknowledged, or after a graceful
 // shutdown once ctx is done.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	if len(args) > 1 && (args[1] == "--version" || args[1] == "-version" || args[1] == "version") {
+	if cli.IsVersion(args[1:]) {
 		fmt.Fprintln(stdout, "producer", Version)
 		return nil
 	}
@@ -114,11 +67,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return nil
 	}
 	if err != nil {
-		return usage(err)
+		return cli.Usage(err)
 	}
 	log, err := logging.New(stdout, cfg.LogLevel, "producer")
 	if err != nil {
-		return usage(config.Errorf("LOG_LEVEL", "%v", err))
+		return cli.Usage(config.Errorf("LOG_LEVEL", "%v", err))
 	}
 	log.Info("starting", "version", Version, slog.Group("config", set.Attrs()...))
 
@@ -126,7 +79,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	// anything starts, so that bad configuration exits 2 at once.
 	connOpts, err := cfg.Kafka.KafkaOpts(log)
 	if err != nil {
-		return usage(err)
+		return cli.Usage(err)
 	}
 	prodOpts, err := produce.ClientOpts(produce.Config{
 		Topic:           cfg.Topic,
@@ -135,23 +88,23 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		DeliveryTimeout: cfg.DeliveryTimeout,
 	})
 	if err != nil {
-		return usage(err)
+		return cli.Usage(err)
 	}
 	srcl, err := cfg.Kafka.RegistryClient()
 	if err != nil {
-		return usage(err)
+		return cli.Usage(err)
 	}
 	seed := cfg.Seed
 	if seed < 0 { // parseConfig already rejects it (config.Min(0))
-		return usage(config.Errorf("PRODUCER_SEED", "must be at least 0, got %d", seed))
+		return cli.Usage(config.Errorf("PRODUCER_SEED", "must be at least 0, got %d", seed))
 	}
 	gen, err := generate.New(generate.Options{Seed: uint64(seed), Posts: cfg.Posts})
 	if err != nil {
-		return usage(config.Errorf("PRODUCER_POSTS", "%v", err))
+		return cli.Usage(config.Errorf("PRODUCER_POSTS", "%v", err))
 	}
 	cl, err := kgo.NewClient(append(connOpts, prodOpts...)...)
 	if err != nil {
-		return usage(fmt.Errorf("kafka client options: %w", err))
+		return cli.Usage(fmt.Errorf("kafka client options: %w", err))
 	}
 	defer cl.Close()
 

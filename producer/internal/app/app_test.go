@@ -458,23 +458,6 @@ func metricValue(body, name string) float64 {
 	return -1
 }
 
-func TestExitCodes(t *testing.T) {
-	for _, tc := range []struct {
-		err  error
-		want int
-	}{
-		{nil, 0},
-		{config.Errorf("X", "bad"), 2},
-		{fmt.Errorf("wrapped: %w", config.Errorf("X", "bad")), 2},
-		{usage(fmt.Errorf("refused")), 2},
-		{fmt.Errorf("startup: %w", context.DeadlineExceeded), 1},
-	} {
-		if got := ExitCode(tc.err); got != tc.want {
-			t.Errorf("ExitCode(%v) = %d, want %d", tc.err, got, tc.want)
-		}
-	}
-}
-
 // A broker that stops acknowledging cannot hold a shutdown hostage: after
 // SHUTDOWN_TIMEOUT the producer gives up (freeing a Run blocked on the full
 // buffer) and exits 1, saying how many events were not acknowledged.

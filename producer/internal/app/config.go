@@ -3,15 +3,17 @@ package app
 import (
 	"fmt"
 	"math"
-	"net"
-	"strconv"
 	"time"
 
+	"github.com/commentflow/commentflow/platform/cli"
 	"github.com/commentflow/commentflow/platform/config"
 	"github.com/commentflow/commentflow/platform/kafkaconn"
 	"github.com/commentflow/commentflow/producer/internal/produce"
 	"github.com/commentflow/commentflow/schemas"
 )
+
+// defaultHTTPAddr is where the ops endpoints listen (and healthcheck probes).
+const defaultHTTPAddr = ":9091"
 
 // Config is the producer's configuration, from environment variables and
 // matching flags (see --help).
@@ -57,7 +59,7 @@ func (c *Config) declare(s *config.Set) {
 	s.Bool(&c.AutoRegister, "SCHEMA_AUTO_REGISTER", true, "register the schema (with a BACKWARD check); false = it must already be registered")
 	s.Duration(&c.StartupTimeout, "STARTUP_TIMEOUT", 60*time.Second, "how long to retry the brokers and the registry at startup", config.Positive)
 	s.Duration(&c.ShutdownTimeout, "SHUTDOWN_TIMEOUT", 10*time.Second, "on SIGTERM/SIGINT, how long to flush buffered events", config.Positive)
-	s.String(&c.HTTPAddr, "HTTP_ADDR", ":9091", "listen address of /healthz, /readyz and /metrics", checkAddr)
+	s.String(&c.HTTPAddr, "HTTP_ADDR", defaultHTTPAddr, "listen address of /healthz, /readyz and /metrics", cli.HostPort)
 	s.Enum(&c.LogLevel, "LOG_LEVEL", "info", "log level (debug logs every produced event)", "debug", "info", "warn", "error")
 	s.Enum(&c.Progress, "PROGRESS", ProgressAuto, "progress display on stderr: auto = a bar on a terminal when PRODUCER_COUNT > 0, plain lines otherwise", ProgressAuto, ProgressBar, ProgressPlain, ProgressOff)
 }
@@ -92,15 +94,4 @@ func durationIn(lo, hi time.Duration) func(time.Duration) error {
 		}
 		return nil
 	}
-}
-
-func checkAddr(addr string) error {
-	_, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return fmt.Errorf("%q is not [host]:port", addr)
-	}
-	if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
-		return fmt.Errorf("%q has no valid port", addr)
-	}
-	return nil
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/sr"
 
 	"github.com/commentflow/commentflow/platform/backoff"
+	"github.com/commentflow/commentflow/platform/cli"
 	"github.com/commentflow/commentflow/platform/config"
 	"github.com/commentflow/commentflow/platform/ops"
 	"github.com/commentflow/commentflow/schemas"
@@ -157,7 +158,7 @@ func registryFailure(cfg *Config, within string, err error) error {
 	var re *sr.ResponseError
 	switch {
 	case errors.As(err, &incompatible):
-		return usage(fmt.Errorf("schema registry at %s: the producer's schema cannot be registered: %w", cfg.Kafka.RegistryURL, err))
+		return cli.Usage(fmt.Errorf("schema registry at %s: the producer's schema cannot be registered: %w", cfg.Kafka.RegistryURL, err))
 	case errors.As(err, &re) && re.StatusCode == http.StatusNotFound && !cfg.AutoRegister:
 		return config.Errorf("SCHEMA_AUTO_REGISTER", "is false (lookup-only) but subject %s at %s has no version matching the producer's schema %s: register it first or set SCHEMA_AUTO_REGISTER=true", cfg.Topic+"-value", cfg.Kafka.RegistryURL, within)
 	case errors.As(err, &re) && re.StatusCode == http.StatusNotFound:
