@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -188,6 +189,23 @@ func (c *Config) RegistryClient() (*sr.Client, error) {
 		return nil, config.Errorf("SCHEMA_REGISTRY_URL", "%v", err)
 	}
 	return cl, nil
+}
+
+// RegistryMisconfigured names the variable to fix when the registry's
+// answer means waiting cannot help: refused credentials (401/403) blame
+// SCHEMA_REGISTRY_USERNAME, a 404 blames SCHEMA_REGISTRY_URL (the URL is not
+// a schema registry). It returns nil for any other error.
+func RegistryMisconfigured(url string, err error) error {
+	var re *sr.ResponseError
+	switch {
+	case !errors.As(err, &re):
+		return nil
+	case re.StatusCode == http.StatusUnauthorized || re.StatusCode == http.StatusForbidden:
+		return config.Errorf("SCHEMA_REGISTRY_USERNAME", "the registry at %s refused the credentials: %v", url, err)
+	case re.StatusCode == http.StatusNotFound:
+		return config.Errorf("SCHEMA_REGISTRY_URL", "%s does not look like a schema registry: %v", url, err)
+	}
+	return nil
 }
 
 // kgoLogger sends franz-go's logs to slog: warnings and errors, or

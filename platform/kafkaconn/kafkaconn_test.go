@@ -1,10 +1,15 @@
 package kafkaconn_test
 
 import (
+	"errors"
+	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/twmb/franz-go/pkg/sr"
 
 	"github.com/commentflow/commentflow/platform/config"
 	"github.com/commentflow/commentflow/platform/kafkaconn"
@@ -77,5 +82,27 @@ func TestOptions(t *testing.T) {
 	}
 	if _, err := plain.RegistryClient(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestRegistryMisconfigured(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want string // the variable named, "" for none
+	}{
+		{&sr.ResponseError{StatusCode: http.StatusUnauthorized}, "SCHEMA_REGISTRY_USERNAME"},
+		{fmt.Errorf("lookup: %w", &sr.ResponseError{StatusCode: http.StatusForbidden}), "SCHEMA_REGISTRY_USERNAME"},
+		{&sr.ResponseError{StatusCode: http.StatusNotFound}, "SCHEMA_REGISTRY_URL"},
+		{&sr.ResponseError{StatusCode: http.StatusServiceUnavailable}, ""},
+		{errors.New("connection refused"), ""},
+	} {
+		err := kafkaconn.RegistryMisconfigured("http://r:8081", tc.err)
+		var ce *config.Error
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%v: got %v, want nil (waiting can help)", tc.err, err)
+		case tc.want != "" && (!errors.As(err, &ce) || ce.Var != tc.want):
+			t.Errorf("%v: got %v, want a config error naming %s", tc.err, err, tc.want)
+		}
 	}
 }

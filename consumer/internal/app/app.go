@@ -22,6 +22,7 @@ import (
 	"github.com/commentflow/commentflow/platform/backoff"
 	"github.com/commentflow/commentflow/platform/cli"
 	"github.com/commentflow/commentflow/platform/config"
+	"github.com/commentflow/commentflow/platform/kafkaconn"
 	"github.com/commentflow/commentflow/platform/logging"
 	"github.com/commentflow/commentflow/platform/ops"
 	"github.com/commentflow/commentflow/schemas"
@@ -241,18 +242,14 @@ func checkRegistry(ctx context.Context, log *slog.Logger, rc *sr.Client, url str
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	_, err := rc.Subjects(cctx)
-	var re *sr.ResponseError
-	switch {
-	case err == nil:
-		return nil
-	case errors.As(err, &re) && (re.StatusCode == http.StatusUnauthorized || re.StatusCode == http.StatusForbidden):
-		return config.Errorf("SCHEMA_REGISTRY_USERNAME", "the schema registry at %s refused the credentials (%s): check SCHEMA_REGISTRY_USERNAME and SCHEMA_REGISTRY_PASSWORD", url, http.StatusText(re.StatusCode))
-	case errors.As(err, &re) && re.StatusCode == http.StatusNotFound:
-		return config.Errorf("SCHEMA_REGISTRY_URL", "%s answers 404 for /subjects: it is not a schema registry (or the URL has an extra path)", url)
-	default:
-		log.Warn("schema registry not reachable yet; records wait for it", "url", url, "err", err)
+	if err == nil {
 		return nil
 	}
+	if merr := kafkaconn.RegistryMisconfigured(url, err); merr != nil {
+		return merr
+	}
+	log.Warn("schema registry not reachable yet; records wait for it", "url", url, "err", err)
+	return nil
 }
 
 // registryPing is the readiness ping of an idle consumer: the registry

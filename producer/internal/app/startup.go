@@ -19,6 +19,7 @@ import (
 	"github.com/commentflow/commentflow/platform/backoff"
 	"github.com/commentflow/commentflow/platform/cli"
 	"github.com/commentflow/commentflow/platform/config"
+	"github.com/commentflow/commentflow/platform/kafkaconn"
 	"github.com/commentflow/commentflow/platform/ops"
 	"github.com/commentflow/commentflow/schemas"
 )
@@ -161,10 +162,9 @@ func registryFailure(cfg *Config, within string, err error) error {
 		return cli.Usage(fmt.Errorf("schema registry at %s: the producer's schema cannot be registered: %w", cfg.Kafka.RegistryURL, err))
 	case errors.As(err, &re) && re.StatusCode == http.StatusNotFound && !cfg.AutoRegister:
 		return config.Errorf("SCHEMA_AUTO_REGISTER", "is false (lookup-only) but subject %s at %s has no version matching the producer's schema %s: register it first or set SCHEMA_AUTO_REGISTER=true", cfg.Topic+"-value", cfg.Kafka.RegistryURL, within)
-	case errors.As(err, &re) && re.StatusCode == http.StatusNotFound:
-		return config.Errorf("SCHEMA_REGISTRY_URL", "%s does not look like a schema registry: %v", cfg.Kafka.RegistryURL, err)
-	case errors.As(err, &re) && (re.StatusCode == http.StatusUnauthorized || re.StatusCode == http.StatusForbidden):
-		return config.Errorf("SCHEMA_REGISTRY_USERNAME", "the registry at %s refused the credentials: %v", cfg.Kafka.RegistryURL, err)
+	}
+	if merr := kafkaconn.RegistryMisconfigured(cfg.Kafka.RegistryURL, err); merr != nil {
+		return merr
 	}
 	return fmt.Errorf("schema registry at %s not ready %s: %w", cfg.Kafka.RegistryURL, within, err)
 }
