@@ -97,12 +97,10 @@ type Proc struct {
 }
 
 // Start starts the process and supervises it until Stop (or, without
-// Restart, until it exits).
+// Restart, until it exits). Its prefixed lines go to out, which the
+// processes share: make it with Console, so their lines never interleave.
 func Start(spec Spec, out io.Writer, log *slog.Logger) (*Proc, error) {
-	p := &Proc{spec: spec, out: &lockedWriter{w: out}, log: log, done: make(chan struct{})}
-	if sw, ok := out.(*lockedWriter); ok {
-		p.out = sw
-	}
+	p := &Proc{spec: spec, out: out, log: log, done: make(chan struct{})}
 	if err := p.launch(); err != nil {
 		return nil, err
 	}
