@@ -101,12 +101,6 @@ func NewWriter(opts []kgo.Opt, topic, group string) (*Writer, error) {
 	return &Writer{cl: cl, topic: topic, group: group, now: time.Now}, nil
 }
 
-// Topic is the dead-letter topic.
-func (w *Writer) Topic() string { return w.topic }
-
-// Client is the producer client (for pings).
-func (w *Writer) Client() *kgo.Client { return w.cl }
-
 // Write produces the letters and waits until every one is acknowledged. On
 // error some may have been written: writing them again duplicates them in
 // the dead-letter topic, which is at-least-once.

@@ -193,9 +193,6 @@ func New(cfg Config, d Deps) (*Consumer, error) {
 	return c, nil
 }
 
-// Client is the group member's Kafka client (for tests and tools).
-func (c *Consumer) Client() *kgo.Client { return c.cl }
-
 // Run consumes until ctx is done. Then it finishes the current batch
 // (stores it, dead-letters its poison, commits), leaves the group and
 // returns nil — all within about cfg.ShutdownTimeout; what it could not
