@@ -315,5 +315,3 @@ func (c *Consumer) onLost(_ context.Context, _ *kgo.Client, lost map[string][]in
 		}
 	}
 }
-
-// batch is a run of polled records: the documents to insert, the poison to

@@ -14,6 +14,7 @@ import (
 	"github.com/commentflow/commentflow/schemas"
 )
 
+// batch is a run of polled records: the documents to insert, the poison to
 // dead-letter, and per partition the last record, whose offset is committed
 // once the batch is done.
 type batch struct {
