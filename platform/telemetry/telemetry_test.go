@@ -1,0 +1,60 @@
+package telemetry_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/commentflow/commentflow/platform/telemetry"
+)
+
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestOffCreatesNothing(t *testing.T) {
+	for name, e := range map[string]map[string]string{
+		"no endpoint":                   {"OTEL_SERVICE_NAME": "x", "OTEL_TRACES_SAMPLER": "always_on"},
+		"sdk disabled":                  {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318", "OTEL_SDK_DISABLED": "true"},
+		"sdk disabled, traces endpoint": {"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://127.0.0.1:4318/v1/traces", "OTEL_SDK_DISABLED": "TRUE"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			tel, err := telemetry.Start(context.Background(), "svc", "v", env(e))
+			if err != nil || tel != nil || tel.On() {
+				t.Fatalf("Start = %v, %v; want nil (off, nothing created)", tel, err)
+			}
+			if tel.KafkaOpts("c", "g") != nil || tel.Kafka("c", "g") != nil || tel.MongoMonitor() != nil {
+				t.Fatal("instrumentation handed out while off")
+			}
+			if err := tel.Shutdown(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+func TestOnWithEndpoint(t *testing.T) {
+	for _, e := range []map[string]string{
+		{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:1"},
+		{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://127.0.0.1:1/v1/traces", "OTEL_SDK_DISABLED": "false"},
+		{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:1", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"},
+	} {
+		tel, err := telemetry.Start(context.Background(), "svc", "v", env(e))
+		if err != nil || !tel.On() {
+			t.Fatalf("%v: Start = %v, %v; want on", e, tel, err)
+		}
+		if tel.KafkaOpts("c", "g") == nil || tel.MongoMonitor() == nil {
+			t.Fatal("no instrumentation while on")
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel() // nothing listens: shutdown must not hang
+		_ = tel.Shutdown(ctx)
+	}
+}
+
+func TestBadProtocolNamesVariable(t *testing.T) {
+	_, err := telemetry.Start(context.Background(), "svc", "v", env(map[string]string{
+		"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:1", "OTEL_EXPORTER_OTLP_PROTOCOL": "carrier-pigeon",
+	}))
+	if err == nil || !strings.Contains(err.Error(), "OTEL_EXPORTER_OTLP_PROTOCOL") {
+		t.Fatalf("err = %v, want one naming OTEL_EXPORTER_OTLP_PROTOCOL", err)
+	}
+}
