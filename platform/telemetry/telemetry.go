@@ -60,6 +60,14 @@ func Enabled(getenv func(string) string) bool {
 	return strings.TrimSpace(getenv(EnvEndpoint)) != "" || strings.TrimSpace(getenv(EnvTracesEndpoint)) != ""
 }
 
+// Endpoint is the OTLP traces endpoint set in getenv, for the startup log.
+func Endpoint(getenv func(string) string) string {
+	if e := strings.TrimSpace(getenv(EnvTracesEndpoint)); e != "" {
+		return e
+	}
+	return strings.TrimSpace(getenv(EnvEndpoint))
+}
+
 // Start sets up tracing for the service named service (the default of
 // OTEL_SERVICE_NAME) at version. With tracing off (see Enabled) it returns
 // nil and no error, having created nothing. The error names the variable
@@ -77,11 +85,21 @@ func Start(ctx context.Context, service, version string, getenv func(string) str
 		exp sdktrace.SpanExporter
 		err error
 	)
+	// The endpoint is taken through getenv (the rest of the exporter's
+	// settings from the process environment), so that a service run in
+	// a test with its own environment exports where that says.
+	endpoint := strings.TrimSpace(getenv(EnvTracesEndpoint))
+	if endpoint == "" {
+		endpoint = strings.TrimSpace(getenv(EnvEndpoint))
+		if protocol != "grpc" {
+			endpoint = strings.TrimSuffix(endpoint, "/") + "/v1/traces"
+		}
+	}
 	switch protocol {
 	case "", "http/protobuf":
-		exp, err = otlptracehttp.New(ctx)
+		exp, err = otlptracehttp.New(ctx, otlptracehttp.WithEndpointURL(endpoint))
 	case "grpc":
-		exp, err = otlptracegrpc.New(ctx)
+		exp, err = otlptracegrpc.New(ctx, otlptracegrpc.WithEndpointURL(endpoint))
 	default:
 		return nil, fmt.Errorf("%s: %q is not supported (want http/protobuf or grpc)", name, protocol)
 	}

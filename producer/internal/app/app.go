@@ -13,11 +13,13 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/commentflow/commentflow/platform/cli"
 	"github.com/commentflow/commentflow/platform/config"
 	"github.com/commentflow/commentflow/platform/logging"
 	"github.com/commentflow/commentflow/platform/ops"
+	"github.com/commentflow/commentflow/platform/telemetry"
 	"github.com/commentflow/commentflow/producer/internal/generate"
 	"github.com/commentflow/commentflow/producer/internal/produce"
 	"github.com/commentflow/commentflow/schemas"
@@ -102,7 +104,23 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return cli.Usage(config.Errorf("PRODUCER_POSTS", "%v", err))
 	}
-	cl, err := kgo.NewClient(append(connOpts, prodOpts...)...)
+	tel, err := telemetry.Start(ctx, "producer", Version, getenv)
+	if err != nil {
+		return cli.Usage(err)
+	}
+	// Registered before the client is closed, so it runs after: the spans
+	// of the final flush are exported too, within SHUTDOWN_TIMEOUT.
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
+		defer cancel()
+		if err := tel.Shutdown(sctx); err != nil {
+			log.Warn("flushing traces", "err", err)
+		}
+	}()
+	if tel.On() {
+		log.Info("tracing on", "endpoint", telemetry.Endpoint(getenv))
+	}
+	cl, err := kgo.NewClient(append(append(connOpts, prodOpts...), tel.KafkaOpts("commentflow-producer", "")...)...)
 	if err != nil {
 		return cli.Usage(fmt.Errorf("kafka client options: %w", err))
 	}
@@ -146,9 +164,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 
+	var tracer trace.Tracer
+	if tel.On() {
+		tracer = tel.Tracer()
+	}
 	p := produce.New(cl, schemas.NewEncoder(schemaID), produce.Options{
 		Logger:  log,
 		Metrics: metrics,
+		Tracer:  tracer,
+		Topic:   cfg.Topic,
 		OnHealth: func(err error) {
 			ready.Set(checkKafka, err)
 		},

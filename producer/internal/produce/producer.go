@@ -10,6 +10,9 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/time/rate"
 
 	"github.com/commentflow/commentflow/schemas"
@@ -31,6 +34,10 @@ type Producer struct {
 	log   *slog.Logger
 	debug bool
 	m     *Metrics
+
+	// tracer starts each comment's trace (nil: tracing off).
+	tracer   trace.Tracer
+	spanName string
 
 	items   sync.Pool // *item
 	promise func(*kgo.Record, error)
@@ -54,6 +61,8 @@ type Producer struct {
 // item is one reusable record. It is its record's Context, which lets the
 // promise find the comment without an allocation (and whose Done is nil:
 // the record is canceled only through the produce context, abortCtx).
+// With tracing on, the record's Context is a span's context derived from
+// the item, which finds it through Value(itemKey{}).
 type item struct {
 	context.Context
 	c     schemas.Comment
@@ -61,6 +70,25 @@ type item struct {
 	key   []byte
 	val   []byte
 	start time.Time
+	span  trace.Span // the comment's "create" span, while tracing
+}
+
+type itemKey struct{}
+
+// Value makes the item findable from the contexts derived from it.
+func (it *item) Value(key any) any {
+	if key == (itemKey{}) {
+		return it
+	}
+	return it.Context.Value(key)
+}
+
+// itemOf is the item of a record produced by send.
+func itemOf(r *kgo.Record) *item {
+	if it, ok := r.Context.(*item); ok {
+		return it
+	}
+	return r.Context.Value(itemKey{}).(*item)
 }
 
 // Options are a Producer's optional collaborators.
@@ -73,6 +101,14 @@ type Options struct {
 	// OnHealth is called with the first error after a success, and with
 	// nil on the first success after an error (for readiness).
 	OnHealth func(error)
+	// Tracer, when not nil, starts a trace per comment as it is
+	// generated: a "create" span (the messaging conventions' creation
+	// context of a message), ended when the record is acknowledged or
+	// fails; the client's kotel hooks make its publish span a child and
+	// put the traceparent header on the record. Nil: tracing off.
+	Tracer trace.Tracer
+	// Topic names the create span ("create <topic>").
+	Topic string
 }
 
 // New is a Producer on cl (built with ClientOpts) framing with enc.
@@ -88,6 +124,8 @@ func New(cl *kgo.Client, enc *schemas.Encoder, opts Options) *Producer {
 		m:        opts.Metrics,
 		onHealth: opts.OnHealth,
 		healthy:  true,
+		tracer:   opts.Tracer,
+		spanName: "create " + opts.Topic,
 	}
 	if p.m == nil {
 		p.m = NewMetrics(cl)
@@ -115,6 +153,9 @@ func (p *Producer) send(it *item) error {
 	it.val = val
 	it.key = append(it.key[:0], it.c.PostID...)
 	it.rec = kgo.Record{Key: it.key, Value: it.val, Timestamp: it.c.CreatedAt, Context: it}
+	if p.tracer != nil {
+		it.rec.Context, it.span = p.startSpan(it)
+	}
 	it.start = time.Now()
 	p.sent.Add(1)
 	p.cl.Produce(p.abortCtx, &it.rec, p.promise)
@@ -129,9 +170,31 @@ func (p *Producer) Produce(c *schemas.Comment) error {
 	return p.send(it)
 }
 
+// startSpan starts the trace of it's comment.
+func (p *Producer) startSpan(it *item) (context.Context, trace.Span) {
+	return p.tracer.Start(it, p.spanName,
+		trace.WithNewRoot(),
+		trace.WithSpanKind(trace.SpanKindProducer),
+		trace.WithAttributes(
+			attribute.String("messaging.system", "kafka"),
+			attribute.String("messaging.operation.type", "create"),
+			attribute.String("messaging.message.id", it.c.ID),
+			attribute.String("commentflow.comment.id", it.c.ID),
+			attribute.String("commentflow.post.id", it.c.PostID),
+		))
+}
+
 // done is the promise of every record.
 func (p *Producer) done(r *kgo.Record, err error) {
-	it := r.Context.(*item)
+	it := itemOf(r)
+	if it.span != nil {
+		if err != nil {
+			it.span.RecordError(err)
+			it.span.SetStatus(codes.Error, err.Error())
+		}
+		it.span.End()
+		it.span = nil
+	}
 	if err != nil {
 		p.failed.Add(1)
 		p.m.errors.Inc()
