@@ -25,6 +25,7 @@ import (
 	"github.com/commentflow/commentflow/platform/kafkaconn"
 	"github.com/commentflow/commentflow/platform/logging"
 	"github.com/commentflow/commentflow/platform/ops"
+	"github.com/commentflow/commentflow/platform/telemetry"
 	"github.com/commentflow/commentflow/schemas"
 )
 
@@ -71,6 +72,22 @@ func Run(ctx context.Context, version string, args []string, getenv func(string)
 		return cli.Usage(config.Errorf("LOG_LEVEL", "%v", err))
 	}
 	log.Info("starting", "version", version, slog.Group("config", set.Attrs()...))
+	tel, err := telemetry.Start(ctx, service, version, getenv)
+	if err != nil {
+		return cli.Usage(err)
+	}
+	if tel.On() {
+		log.Info("tracing on", "endpoint", telemetry.Endpoint(getenv))
+	}
+	// Runs last: the spans of the last batch are exported too, within
+	// SHUTDOWN_TIMEOUT.
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
+		defer cancel()
+		if err := tel.Shutdown(sctx); err != nil {
+			log.Warn("flushing traces", "err", err)
+		}
+	}()
 
 	reg := ops.NewRegistry()
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -93,7 +110,7 @@ func Run(ctx context.Context, version string, args []string, getenv func(string)
 	httpDone := make(chan error, 1)
 	go func() { httpDone <- ops.Serve(httpCtx, srv, ln, cfg.ShutdownTimeout) }()
 
-	runErr := consume(ctx, cfg, log, reg, ready)
+	runErr := consume(ctx, cfg, log, reg, ready, tel)
 
 	stopHTTP()
 	if err := <-httpDone; err != nil && runErr == nil {
@@ -109,10 +126,11 @@ func Run(ctx context.Context, version string, args []string, getenv func(string)
 
 // consume connects to everything and runs the ingest loop until ctx is
 // done.
-func consume(ctx context.Context, cfg Config, log *slog.Logger, reg *prometheus.Registry, ready *ops.Readiness) error {
+func consume(ctx context.Context, cfg Config, log *slog.Logger, reg *prometheus.Registry, ready *ops.Readiness, tel *telemetry.Telemetry) error {
 	st, err := store.Open(store.Config{
 		URI: cfg.MongoURI, Database: cfg.MongoDatabase, Collection: cfg.MongoCollection,
 		WriteConcern: cfg.MongoWriteConcern, AppName: "commentflow-" + service,
+		Monitor: tel.MongoMonitor(),
 	})
 	if err != nil {
 		return cli.Usage(config.Errorf("MONGODB_URI", "%v", err))
@@ -186,6 +204,7 @@ func consume(ctx context.Context, cfg Config, log *slog.Logger, reg *prometheus.
 		Registerer:   reg,
 		Log:          log,
 		RegistryPing: registryPing(rc),
+		Telemetry:    tel,
 	})
 	if err != nil {
 		return err

@@ -61,6 +61,7 @@ import (
 	"github.com/commentflow/commentflow/consumer/internal/store"
 	"github.com/commentflow/commentflow/platform/backoff"
 	"github.com/commentflow/commentflow/platform/ops"
+	"github.com/commentflow/commentflow/platform/telemetry"
 	"github.com/commentflow/commentflow/schemas"
 )
 
@@ -103,6 +104,7 @@ type Deps struct {
 	Registerer   prometheus.Registerer // gets the metrics
 	Log          *slog.Logger
 	RegistryPing func(context.Context) error // readiness ping while idle; may be nil
+	Telemetry    *telemetry.Telemetry        // nil: tracing off
 }
 
 const (
@@ -125,6 +127,7 @@ type Consumer struct {
 	dlq   *dlq.Writer
 	log   *slog.Logger
 	m     *metrics
+	tr    *tracing // nil: tracing off
 
 	mongo, kafka, registry *health
 
@@ -155,6 +158,8 @@ func New(cfg Config, d Deps) (*Consumer, error) {
 		return nil, fmt.Errorf("ingest: metrics: %w", err)
 	}
 	c := &Consumer{cfg: cfg, dec: d.Decoder, store: d.Store, dlq: d.DLQ, log: d.Log, m: m}
+	coll := d.Store.Collection()
+	c.tr = newTracing(d.Telemetry, cfg.Group, coll.Database().Name(), coll.Name())
 
 	opts := append([]kgo.Opt(nil), d.KafkaOpts...)
 	opts = append(opts,
@@ -175,6 +180,7 @@ func New(cfg Config, d Deps) (*Consumer, error) {
 		kgo.MaxConcurrentFetches(maxConcurrentFetches),
 		kgo.BrokerMaxReadBytes(max(cfg.FetchMaxBytes+(1<<20), 100<<20)),
 	)
+	opts = append(opts, kafkaOpts(d.Telemetry, cfg.Group)...)
 	if cfg.SessionTimeout > 0 {
 		opts = append(opts, kgo.SessionTimeout(cfg.SessionTimeout),
 			kgo.HeartbeatInterval(min(3*time.Second, cfg.SessionTimeout/3)))
@@ -243,6 +249,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 			if !b.abandoned {
 				c.commit(work, b)
 			}
+			b.endSpans()
 			close(b.done)
 		}
 	}()

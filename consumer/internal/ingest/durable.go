@@ -17,7 +17,10 @@ func (c *Consumer) persist(work context.Context, b *batch) bool {
 		c.log.Warn("batch abandoned uncommitted: dead letters not written", "records", b.records, "err", err)
 		return false
 	}
-	if err := c.insert(work, b); err != nil {
+	ictx, endInsert := c.tr.startInsert(work, b)
+	err := c.insert(ictx, b)
+	endInsert(err)
+	if err != nil {
 		c.log.Warn("batch abandoned uncommitted: documents not stored", "records", b.records, "err", err)
 		return false
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/commentflow/commentflow/consumer/internal/dlq"
 	"github.com/commentflow/commentflow/consumer/internal/store"
@@ -23,6 +24,8 @@ type batch struct {
 	docs    []store.Document
 	letters []dlq.Letter
 	last    map[partition]*kgo.Record
+	spans   []trace.Span // the records' process spans, while tracing
+	links   []trace.Link // to the process spans of the documents
 
 	abandoned bool          // set by the writer: not stored, not to be committed
 	done      chan struct{} // closed once committed (or abandoned)
@@ -190,6 +193,7 @@ func (c *Consumer) take(ctx context.Context, fs kgo.Fetches, cur **batch) (n int
 // answers or ctx is done (then it returns false and r is not added).
 func (c *Consumer) decodeInto(ctx context.Context, r *kgo.Record, b *batch) bool {
 	var bo *backoff.Backoff
+	span, traceID := c.tr.process(r)
 	for {
 		com, id, err := c.dec.Decode(ctx, r.Value)
 		switch {
@@ -207,7 +211,9 @@ func (c *Consumer) decodeInto(ctx context.Context, r *kgo.Record, b *batch) bool
 				CreatedAt: com.CreatedAt.UTC(),
 				Kafka:     store.Position{Partition: r.Partition, Offset: r.Offset},
 				SchemaID:  id,
+				TraceID:   traceID,
 			})
+			b.track(span, true)
 			return true
 		case schemas.Retryable(err):
 			if bo == nil {
@@ -218,6 +224,9 @@ func (c *Consumer) decodeInto(ctx context.Context, r *kgo.Record, b *batch) bool
 			c.log.Warn("schema registry unavailable, retrying", "partition", r.Partition, "offset", r.Offset,
 				"attempt", bo.Attempts()+1, "err", err)
 			if bo.Wait(ctx) != nil {
+				if span != nil {
+					span.End() // not taken: redelivered later
+				}
 				return false
 			}
 		default:
@@ -227,6 +236,8 @@ func (c *Consumer) decodeInto(ctx context.Context, r *kgo.Record, b *batch) bool
 			}
 			b.add(r)
 			b.letters = append(b.letters, dlq.Letter{Record: r, Class: class, Err: err})
+			poison(span, class, err)
+			b.track(span, false)
 			c.log.Warn("poison record, dead-lettering", "topic", r.Topic, "partition", r.Partition,
 				"offset", r.Offset, "class", class, "err", err)
 			return true

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/event"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 	"go.mongodb.org/mongo-driver/v2/mongo/readpref"
@@ -35,6 +36,10 @@ type Document struct {
 	IngestedAt time.Time `bson:"ingested_at"` // BSON date, when this consumer stored it
 	Kafka      Position  `bson:"kafka"`
 	SchemaID   int       `bson:"schema_id"` // the writer schema the event was encoded with
+	// TraceID is the W3C trace ID (32 hex digits) of the comment's
+	// journey, continued from its record's traceparent header; absent
+	// when the consumer does not trace.
+	TraceID string `bson:"trace_id,omitempty"`
 }
 
 // Position is where in the topic a stored comment came from.
@@ -72,6 +77,8 @@ type Config struct {
 	Collection   string
 	WriteConcern string // "majority" or a number of members (0 = unacknowledged)
 	AppName      string // shown in the server's logs and currentOp
+	// Monitor, when not nil, sees every command (tracing).
+	Monitor *event.CommandMonitor
 }
 
 // ValidateURI checks a MongoDB connection string without echoing it (it may
@@ -132,6 +139,9 @@ func Open(cfg Config) (*Store, error) {
 	}
 	if opts.ConnectTimeout == nil {
 		opts.SetConnectTimeout(5 * time.Second)
+	}
+	if cfg.Monitor != nil {
+		opts.SetMonitor(cfg.Monitor)
 	}
 	if opts.AppName == nil && cfg.AppName != "" {
 		opts.SetAppName(cfg.AppName)
