@@ -45,6 +45,7 @@ type Comment struct {
 	Address    string `json:"address"`
 	CreatedAt  string `json:"created_at"`
 	IngestedAt string `json:"ingested_at"`
+	TraceID    string `json:"trace_id,omitempty"`
 }
 
 // Page is one page of the comment list in the API's JSON.
@@ -64,6 +65,7 @@ func toJSON(c store.Comment) Comment {
 		ID: c.ID, PostID: c.PostID, Name: c.Name, Text: c.Text, Address: c.Address,
 		CreatedAt:  c.CreatedAt.UTC().Format(TimeFormat),
 		IngestedAt: c.IngestedAt.UTC().Format(TimeFormat),
+		TraceID:    c.TraceID,
 	}
 }
 

@@ -95,6 +95,9 @@ func Insert(ctx context.Context, coll *mongo.Collection, cs []store.Comment) err
 			{Key: "kafka", Value: bson.D{{Key: "partition", Value: int32(i % 3)}, {Key: "offset", Value: int64(i)}}},
 			{Key: "schema_id", Value: int32(1)},
 		}
+		if c.TraceID != "" {
+			docs[i] = append(docs[i].(bson.D), bson.E{Key: "trace_id", Value: c.TraceID})
+		}
 	}
 	for len(docs) > 0 {
 		n := min(len(docs), 500)

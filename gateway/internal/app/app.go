@@ -19,6 +19,7 @@ import (
 	"github.com/commentflow/commentflow/platform/config"
 	"github.com/commentflow/commentflow/platform/logging"
 	"github.com/commentflow/commentflow/platform/ops"
+	"github.com/commentflow/commentflow/platform/telemetry"
 )
 
 // Exit codes (platform/cli's).
@@ -64,6 +65,20 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return cli.Usage(config.Errorf("LOG_LEVEL", "%v", err))
 	}
 	log.Info("config", append([]any{"version", Version}, vars.Attrs()...)...)
+	tel, err := telemetry.Start(ctx, "gateway", Version, getenv)
+	if err != nil {
+		return cli.Usage(err)
+	}
+	if tel.On() {
+		log.Info("tracing on", "endpoint", telemetry.Endpoint(getenv))
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
+		defer cancel()
+		if err := tel.Shutdown(sctx); err != nil {
+			log.Warn("flushing traces", "err", err)
+		}
+	}()
 
 	spec, err := api.LoadSpec(ctx)
 	if err != nil {
@@ -80,7 +95,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	client, err := mongo.Connect(options.Client().
 		ApplyURI(cfg.MongoURI).
 		SetAppName("commentflow-gateway").
-		SetServerSelectionTimeout(cfg.DBTimeout))
+		SetServerSelectionTimeout(cfg.DBTimeout).
+		SetMonitor(tel.MongoMonitor()))
 	if err != nil {
 		return cli.Usage(config.Errorf("MONGODB_URI", "%v", err))
 	}
@@ -113,6 +129,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
+	handler = traced(tel, handler)
 	if hk.wrap != nil {
 		handler = hk.wrap(handler)
 	}

@@ -29,6 +29,7 @@ type Comment struct {
 	Address    string    `bson:"address"`
 	CreatedAt  time.Time `bson:"created_at"`
 	IngestedAt time.Time `bson:"ingested_at"`
+	TraceID    string    `bson:"trace_id,omitempty"` // the ingestion trace; absent when not traced
 }
 
 // Filter selects comments; zero fields do not filter. Since is inclusive,
@@ -79,6 +80,7 @@ var Sort = bson.D{{Key: "created_at", Value: -1}, {Key: "_id", Value: -1}}
 var projection = bson.D{
 	{Key: "_id", Value: 1}, {Key: "post_id", Value: 1}, {Key: "name", Value: 1}, {Key: "text", Value: 1},
 	{Key: "address", Value: 1}, {Key: "created_at", Value: 1}, {Key: "ingested_at", Value: 1},
+	{Key: "trace_id", Value: 1},
 }
 
 // FilterDoc is the MongoDB filter of f and an optional keyset position.
