@@ -4,6 +4,7 @@
 // binaries as processes, wired exactly as docker-compose.yml wires them.
 //
 //	go run ./devstack            # from the repository root
+//	go run ./devstack --jaeger   # and Jaeger, with every service tracing to it
 //	go run ./devstack --help
 package main
 
@@ -47,6 +48,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&cfg.DataDir, "data", ".devstack", "data folder: broker log, database, schemas, binaries; kept across runs")
 	fs.BoolVar(&cfg.Fresh, "fresh", false, "delete the data folder first and start from nothing")
 	fs.StringVar(&cfg.LogLevel, "log-level", "info", "services' LOG_LEVEL (debug, info, warn, error)")
+	withJaeger := fs.Bool("jaeger", false, "also run Jaeger (built from tools/jaeger; the first build takes several minutes) and trace every service to it")
+	jaegerUI := fs.Int("jaeger-ui-port", 16686, "Jaeger UI port (with --jaeger)")
+	jaegerOTLP := fs.Int("jaeger-otlp-port", 4318, "Jaeger OTLP/HTTP port (with --jaeger)")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, "Usage: go run ./devstack [flags]\n\n"+
 			"Runs commentflow without Docker: in-process Kafka (kfake), Schema Registry (srfake) and\n"+
@@ -73,6 +77,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg.InfraLog = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelError})).With("component", "infra")
 
 	start := time.Now()
+	var j *jaeger
+	if *withJaeger {
+		var err error
+		if j, err = startJaeger(ctx, cfg.DataDir, *jaegerUI, *jaegerOTLP, stdout, log); err != nil {
+			return err
+		}
+		defer j.stop() // last: the services' final spans are flushed to it
+		cfg.Env = append(cfg.Env, j.env()...)
+	}
 	sys, err := system.Start(ctx, cfg)
 	if err != nil {
 		return err
@@ -83,6 +96,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		log.Info("stopped")
 	}()
 	fmt.Fprint(stderr, banner(sys, cfg, time.Since(start)))
+	if j != nil {
+		fmt.Fprintf(stderr, "  Jaeger UI         %s   (built in %s; the first build takes several minutes, later ones seconds)\n"+
+			"  Follow a comment  its trace_id from the API -> %s/trace/<trace_id>\n\n", j.ui, j.buildTook.Round(time.Second), j.ui)
+	}
 	<-ctx.Done()
 	return nil
 }

@@ -127,6 +127,7 @@ func TestStartOrder(t *testing.T) {
 	want := map[string]map[string]string{
 		"redpanda":      {},
 		"mongo":         {},
+		"jaeger":        {},
 		"redpanda-init": {"redpanda": healthy},
 		"console":       {"redpanda": healthy},
 		"producer":      {"redpanda": healthy, "redpanda-init": completed},
@@ -458,6 +459,7 @@ func TestPublishedPorts(t *testing.T) {
 		"redpanda-init": {},
 		"console":       {"8080": "8080"},
 		"mongo":         {"27017": "27017"},
+		"jaeger":        {"16686": "16686"},
 		"producer":      {},
 		"consumer":      {},
 		"gateway":       {"8000": "8000"},
@@ -495,6 +497,34 @@ func TestDataLivesInNamedVolumes(t *testing.T) {
 		}
 		if !found {
 			t.Errorf("%s: named volume %s is not mounted at %s", c.service, c.volume, c.target)
+		}
+	}
+}
+
+// TestServicesExportTracesToJaeger: every service sends its spans over
+// OTLP/HTTP to the jaeger service, whose image is the official Jaeger v2
+// all-in-one and listens for OTLP on the compose network.
+func TestServicesExportTracesToJaeger(t *testing.T) {
+	j := service(t, "jaeger")
+	if repo, tag := splitImage(j.Image); repo != "jaegertracing/jaeger" || !strings.HasPrefix(tag, "2.") {
+		t.Errorf("jaeger: image %q, want the official v2 all-in-one jaegertracing/jaeger:2.x.y", j.Image)
+	}
+	for _, name := range goServices {
+		s := service(t, name)
+		ep, ok := env(s, "OTEL_EXPORTER_OTLP_ENDPOINT")
+		if !ok {
+			t.Errorf("%s: no OTEL_EXPORTER_OTLP_ENDPOINT", name)
+			continue
+		}
+		u, err := url.Parse(ep)
+		if err != nil || u.Scheme != "http" || u.Hostname() != "jaeger" || u.Port() != "4318" {
+			t.Errorf("%s: OTEL_EXPORTER_OTLP_ENDPOINT = %q, want http://jaeger:4318 (OTLP/HTTP on the compose network)", name, ep)
+		}
+		if p, _ := env(s, "OTEL_EXPORTER_OTLP_PROTOCOL"); p != "http/protobuf" {
+			t.Errorf("%s: OTEL_EXPORTER_OTLP_PROTOCOL = %q, want http/protobuf (port 4318)", name, p)
+		}
+		if v, ok := env(s, "OTEL_SDK_DISABLED"); ok && v == "true" {
+			t.Errorf("%s: OTEL_SDK_DISABLED=true", name)
 		}
 	}
 }

@@ -24,7 +24,7 @@ import (
 var goServices = []string{"producer", "consumer", "gateway"}
 
 // infraServices are the compose services that run third-party images.
-var infraServices = []string{"redpanda", "redpanda-init", "console", "mongo"}
+var infraServices = []string{"redpanda", "redpanda-init", "console", "mongo", "jaeger"}
 
 var (
 	rootOnce sync.Once

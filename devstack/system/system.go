@@ -37,6 +37,7 @@ type Config struct {
 	Consumers     int      // consumer replicas in the group
 	LogLevel      string   // services' LOG_LEVEL
 	ConsumerEnv   []string // extra KEY=value settings for every consumer
+	Env           []string // extra KEY=value settings for every service (e.g. OTEL_*)
 
 	// BuildFlags are extra `go build` flags for the services (e.g. -race).
 	BuildFlags []string
@@ -177,7 +178,7 @@ func (s *System) start(service, name, addr string, env []string, restart bool) (
 	spec := procs.Spec{
 		Name:    name,
 		Bin:     s.bins[service],
-		Env:     append([]string{"HTTP_ADDR=" + addr, "LOG_LEVEL=" + s.cfg.LogLevel}, env...),
+		Env:     append(append([]string{"HTTP_ADDR=" + addr, "LOG_LEVEL=" + s.cfg.LogLevel}, s.cfg.Env...), env...),
 		Restart: restart,
 	}
 	if service == "producer" {

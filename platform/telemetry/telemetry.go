@@ -18,6 +18,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -30,6 +31,8 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
+
+	"github.com/commentflow/commentflow/platform/config"
 )
 
 // InstrumentationName names the tracers of commentflow's own spans.
@@ -40,9 +43,11 @@ const (
 	EnvEndpoint       = "OTEL_EXPORTER_OTLP_ENDPOINT"
 	EnvTracesEndpoint = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
 	EnvProtocol       = "OTEL_EXPORTER_OTLP_PROTOCOL"
-	EnvTracesProtocol = "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"
 	EnvSDKDisabled    = "OTEL_SDK_DISABLED"
 )
+
+// maxLinks is the default limit of links per span.
+const maxLinks = 100_000
 
 // Telemetry is a service's tracing. The zero value and nil are "off":
 // every method works and does nothing.
@@ -51,57 +56,61 @@ type Telemetry struct {
 	prop propagation.TextMapPropagator
 }
 
-// Enabled reports whether an endpoint is set and the SDK is not disabled,
-// as read through getenv: whether Start would create an exporter.
-func Enabled(getenv func(string) string) bool {
-	if strings.EqualFold(strings.TrimSpace(getenv(EnvSDKDisabled)), "true") {
-		return false
-	}
-	return strings.TrimSpace(getenv(EnvEndpoint)) != "" || strings.TrimSpace(getenv(EnvTracesEndpoint)) != ""
+// Config is how tracing is switched on and where spans go: the standard
+// variables, declared with the service's other settings (--help, the
+// startup log). The SDK reads the other standard variables itself.
+type Config struct {
+	Endpoint       string // OTEL_EXPORTER_OTLP_ENDPOINT
+	TracesEndpoint string // OTEL_EXPORTER_OTLP_TRACES_ENDPOINT
+	Protocol       string // OTEL_EXPORTER_OTLP_PROTOCOL
+	Disabled       bool   // OTEL_SDK_DISABLED
 }
 
-// Endpoint is the OTLP traces endpoint set in getenv, for the startup log.
-func Endpoint(getenv func(string) string) string {
-	if e := strings.TrimSpace(getenv(EnvTracesEndpoint)); e != "" {
-		return e
-	}
-	return strings.TrimSpace(getenv(EnvEndpoint))
+// Declare adds the tracing variables to s.
+func (c *Config) Declare(s *config.Set) {
+	s.String(&c.Endpoint, EnvEndpoint, "", "OpenTelemetry: OTLP endpoint to send traces to (http://host:4318 for http/protobuf, http://host:4317 for grpc); "+
+		"empty = tracing off. The SDK also reads OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES, OTEL_TRACES_SAMPLER, "+
+		"OTEL_TRACES_SAMPLER_ARG (default: parentbased_always_on), OTEL_EXPORTER_OTLP_HEADERS and the other standard variables from the environment")
+	s.String(&c.TracesEndpoint, EnvTracesEndpoint, "", "OpenTelemetry: OTLP endpoint for traces only, the full URL (wins over "+EnvEndpoint+")")
+	s.Enum(&c.Protocol, EnvProtocol, "http/protobuf", "OpenTelemetry: OTLP protocol", "http/protobuf", "grpc")
+	s.Bool(&c.Disabled, EnvSDKDisabled, false, "OpenTelemetry: true = tracing off even with an endpoint")
+}
+
+// Enabled reports whether an endpoint is set and the SDK is not disabled:
+// whether Start creates an exporter.
+func (c Config) Enabled() bool {
+	return !c.Disabled && (strings.TrimSpace(c.Endpoint) != "" || strings.TrimSpace(c.TracesEndpoint) != "")
 }
 
 // Start sets up tracing for the service named service (the default of
 // OTEL_SERVICE_NAME) at version. With tracing off (see Enabled) it returns
 // nil and no error, having created nothing. The error names the variable
 // at fault.
-func Start(ctx context.Context, service, version string, getenv func(string) string) (*Telemetry, error) {
-	if !Enabled(getenv) {
+func Start(ctx context.Context, service, version string, c Config) (*Telemetry, error) {
+	if !c.Enabled() {
 		return nil, nil
 	}
-	protocol := strings.TrimSpace(getenv(EnvTracesProtocol))
-	name := EnvTracesProtocol
-	if protocol == "" {
-		protocol, name = strings.TrimSpace(getenv(EnvProtocol)), EnvProtocol
+	protocol := strings.TrimSpace(c.Protocol)
+	// The endpoint is the declared one (the rest of the exporter's
+	// settings come from the process environment).
+	endpoint := strings.TrimSpace(c.TracesEndpoint)
+	if endpoint == "" {
+		endpoint = strings.TrimSpace(c.Endpoint)
+		if protocol != "grpc" {
+			endpoint = strings.TrimSuffix(endpoint, "/") + "/v1/traces"
+		}
 	}
 	var (
 		exp sdktrace.SpanExporter
 		err error
 	)
-	// The endpoint is taken through getenv (the rest of the exporter's
-	// settings from the process environment), so that a service run in
-	// a test with its own environment exports where that says.
-	endpoint := strings.TrimSpace(getenv(EnvTracesEndpoint))
-	if endpoint == "" {
-		endpoint = strings.TrimSpace(getenv(EnvEndpoint))
-		if protocol != "grpc" {
-			endpoint = strings.TrimSuffix(endpoint, "/") + "/v1/traces"
-		}
-	}
 	switch protocol {
 	case "", "http/protobuf":
 		exp, err = otlptracehttp.New(ctx, otlptracehttp.WithEndpointURL(endpoint))
 	case "grpc":
 		exp, err = otlptracegrpc.New(ctx, otlptracegrpc.WithEndpointURL(endpoint))
 	default:
-		return nil, fmt.Errorf("%s: %q is not supported (want http/protobuf or grpc)", name, protocol)
+		return nil, fmt.Errorf("%s: %q is not supported (want http/protobuf or grpc)", EnvProtocol, protocol)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: otlp trace exporter: %w", EnvEndpoint, err)
@@ -119,7 +128,15 @@ func Start(ctx context.Context, service, version string, getenv func(string) str
 	}
 	// The sampler is the SDK's default, which reads OTEL_TRACES_SAMPLER
 	// and OTEL_TRACES_SAMPLER_ARG.
-	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res))
+	// A batch span links to every record of the batch: the SDK's default
+	// of 128 links per span would drop most of them. The batch size is
+	// bounded (CONSUMER_BATCH_SIZE at most 100000); OTEL_SPAN_LINK_COUNT_LIMIT
+	// still wins.
+	limits := sdktrace.NewSpanLimits()
+	if _, set := os.LookupEnv("OTEL_SPAN_LINK_COUNT_LIMIT"); !set {
+		limits.LinkCountLimit = maxLinks
+	}
+	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res), sdktrace.WithRawSpanLimits(limits))
 	return &Telemetry{tp: tp, prop: propagation.TraceContext{}}, nil
 }
 
@@ -194,4 +211,12 @@ func TraceID(ctx context.Context) string {
 		return ""
 	}
 	return sc.TraceID().String()
+}
+
+// Where is the traces endpoint in force, for the startup log.
+func (c Config) Where() string {
+	if e := strings.TrimSpace(c.TracesEndpoint); e != "" {
+		return e
+	}
+	return strings.TrimSpace(c.Endpoint)
 }

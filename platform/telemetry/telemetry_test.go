@@ -5,10 +5,21 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/commentflow/commentflow/platform/config"
 	"github.com/commentflow/commentflow/platform/telemetry"
 )
 
-func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+// env is the tracing configuration m declares, as a service reads it.
+func env(t *testing.T, m map[string]string) telemetry.Config {
+	t.Helper()
+	var c telemetry.Config
+	s := config.New("test")
+	c.Declare(s)
+	if err := s.Parse(nil, func(k string) string { return m[k] }); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
 
 func TestOffCreatesNothing(t *testing.T) {
 	for name, e := range map[string]map[string]string{
@@ -17,7 +28,7 @@ func TestOffCreatesNothing(t *testing.T) {
 		"sdk disabled, traces endpoint": {"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://127.0.0.1:4318/v1/traces", "OTEL_SDK_DISABLED": "TRUE"},
 	} {
 		t.Run(name, func(t *testing.T) {
-			tel, err := telemetry.Start(context.Background(), "svc", "v", env(e))
+			tel, err := telemetry.Start(context.Background(), "svc", "v", env(t, e))
 			if err != nil || tel != nil || tel.On() {
 				t.Fatalf("Start = %v, %v; want nil (off, nothing created)", tel, err)
 			}
@@ -37,7 +48,7 @@ func TestOnWithEndpoint(t *testing.T) {
 		{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://127.0.0.1:1/v1/traces", "OTEL_SDK_DISABLED": "false"},
 		{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:1", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"},
 	} {
-		tel, err := telemetry.Start(context.Background(), "svc", "v", env(e))
+		tel, err := telemetry.Start(context.Background(), "svc", "v", env(t, e))
 		if err != nil || !tel.On() {
 			t.Fatalf("%v: Start = %v, %v; want on", e, tel, err)
 		}
@@ -51,9 +62,12 @@ func TestOnWithEndpoint(t *testing.T) {
 }
 
 func TestBadProtocolNamesVariable(t *testing.T) {
-	_, err := telemetry.Start(context.Background(), "svc", "v", env(map[string]string{
-		"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:1", "OTEL_EXPORTER_OTLP_PROTOCOL": "carrier-pigeon",
-	}))
+	var c telemetry.Config
+	s := config.New("test")
+	c.Declare(s)
+	err := s.Parse(nil, func(k string) string {
+		return map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:1", "OTEL_EXPORTER_OTLP_PROTOCOL": "carrier-pigeon"}[k]
+	})
 	if err == nil || !strings.Contains(err.Error(), "OTEL_EXPORTER_OTLP_PROTOCOL") {
 		t.Fatalf("err = %v, want one naming OTEL_EXPORTER_OTLP_PROTOCOL", err)
 	}

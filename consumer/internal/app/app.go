@@ -72,12 +72,12 @@ func Run(ctx context.Context, version string, args []string, getenv func(string)
 		return cli.Usage(config.Errorf("LOG_LEVEL", "%v", err))
 	}
 	log.Info("starting", "version", version, slog.Group("config", set.Attrs()...))
-	tel, err := telemetry.Start(ctx, service, version, getenv)
+	tel, err := telemetry.Start(ctx, service, version, cfg.Telemetry)
 	if err != nil {
 		return cli.Usage(err)
 	}
 	if tel.On() {
-		log.Info("tracing on", "endpoint", telemetry.Endpoint(getenv))
+		log.Info("tracing on", "endpoint", cfg.Telemetry.Where())
 	}
 	// Runs last: the spans of the last batch are exported too, within
 	// SHUTDOWN_TIMEOUT.

@@ -9,13 +9,15 @@ import (
 	"github.com/commentflow/commentflow/platform/cli"
 	"github.com/commentflow/commentflow/platform/config"
 	"github.com/commentflow/commentflow/platform/kafkaconn"
+	"github.com/commentflow/commentflow/platform/telemetry"
 	"github.com/commentflow/commentflow/schemas"
 )
 
 // Config is the consumer's configuration, read once at startup from
 // environment variables (or their flags).
 type Config struct {
-	Kafka kafkaconn.Config // KAFKA_BROKERS, KAFKA_TLS*, KAFKA_SASL_*, SCHEMA_REGISTRY_*
+	Kafka     kafkaconn.Config // KAFKA_BROKERS, KAFKA_TLS*, KAFKA_SASL_*, SCHEMA_REGISTRY_*
+	Telemetry telemetry.Config // OTEL_*
 
 	Topic          string
 	DLQTopic       string
@@ -44,6 +46,7 @@ const DefaultHTTPAddr = ":9092"
 // declare lists every variable with its default and description.
 func (c *Config) declare(s *config.Set) {
 	c.Kafka.Declare(s)
+	c.Telemetry.Declare(s)
 	s.String(&c.Topic, "KAFKA_TOPIC", schemas.Topic, "topic to consume comment events from", config.NotEmpty)
 	s.String(&c.DLQTopic, "KAFKA_DLQ_TOPIC", schemas.DLQTopic, "dead-letter topic for records that can never be stored", config.NotEmpty)
 	s.String(&c.Group, "CONSUMER_GROUP", schemas.ConsumerGroup, "Kafka consumer group shared by the replicas", config.NotEmpty)

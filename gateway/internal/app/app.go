@@ -65,12 +65,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return cli.Usage(config.Errorf("LOG_LEVEL", "%v", err))
 	}
 	log.Info("config", append([]any{"version", Version}, vars.Attrs()...)...)
-	tel, err := telemetry.Start(ctx, "gateway", Version, getenv)
+	tel, err := telemetry.Start(ctx, "gateway", Version, cfg.Telemetry)
 	if err != nil {
 		return cli.Usage(err)
 	}
 	if tel.On() {
-		log.Info("tracing on", "endpoint", telemetry.Endpoint(getenv))
+		log.Info("tracing on", "endpoint", cfg.Telemetry.Where())
 	}
 	defer func() {
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)

@@ -22,6 +22,7 @@ import (
 
 	"github.com/commentflow/commentflow/devstack/infra"
 	"github.com/commentflow/commentflow/gateway/internal/apitest"
+	"github.com/commentflow/commentflow/platform/telemetry"
 )
 
 var mongoURI string
@@ -92,6 +93,7 @@ func TestDefaults(t *testing.T) {
 		DBTimeout: 5 * time.Second, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
 		WriteTimeout: 15 * time.Second, IdleTimeout: 60 * time.Second, MaxHeaderBytes: 16384, LogLevel: "info",
 		ShutdownTimeout: 10 * time.Second,
+		Telemetry:       telemetry.Config{Protocol: "http/protobuf"},
 	}
 	if fmt.Sprint(cfg) != fmt.Sprint(want) {
 		t.Errorf("defaults\n got %+v\nwant %+v", cfg, want)

@@ -11,6 +11,7 @@ import (
 	"github.com/commentflow/commentflow/gateway/internal/cursor"
 	"github.com/commentflow/commentflow/platform/cli"
 	"github.com/commentflow/commentflow/platform/config"
+	"github.com/commentflow/commentflow/platform/telemetry"
 	"github.com/commentflow/commentflow/schemas/names"
 )
 
@@ -38,6 +39,7 @@ type Config struct {
 	MaxHeaderBytes    int
 	LogLevel          string
 	ShutdownTimeout   time.Duration
+	Telemetry         telemetry.Config // OTEL_*
 }
 
 // declare lists every variable with its flag, default and description.
@@ -58,6 +60,7 @@ func declare(cfg *Config) *config.Set {
 	s.Int(&cfg.MaxHeaderBytes, "GATEWAY_MAX_HEADER_BYTES", 16384, "largest request header block accepted, in bytes", config.Min(1024), config.Max(1<<20))
 	s.Enum(&cfg.LogLevel, "LOG_LEVEL", "info", "log level", "debug", "info", "warn", "error")
 	s.Duration(&cfg.ShutdownTimeout, "SHUTDOWN_TIMEOUT", 10*time.Second, "time to let in-flight requests finish on shutdown", config.Positive)
+	cfg.Telemetry.Declare(s)
 	return s
 }
 

@@ -104,7 +104,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return cli.Usage(config.Errorf("PRODUCER_POSTS", "%v", err))
 	}
-	tel, err := telemetry.Start(ctx, "producer", Version, getenv)
+	tel, err := telemetry.Start(ctx, "producer", Version, cfg.Telemetry)
 	if err != nil {
 		return cli.Usage(err)
 	}
@@ -118,7 +118,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 	}()
 	if tel.On() {
-		log.Info("tracing on", "endpoint", telemetry.Endpoint(getenv))
+		log.Info("tracing on", "endpoint", cfg.Telemetry.Where())
 	}
 	cl, err := kgo.NewClient(append(append(connOpts, prodOpts...), tel.KafkaOpts("commentflow-producer", "")...)...)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"github.com/commentflow/commentflow/platform/cli"
 	"github.com/commentflow/commentflow/platform/config"
 	"github.com/commentflow/commentflow/platform/kafkaconn"
+	"github.com/commentflow/commentflow/platform/telemetry"
 	"github.com/commentflow/commentflow/producer/internal/produce"
 	"github.com/commentflow/commentflow/schemas"
 )
@@ -35,6 +36,8 @@ type Config struct {
 	HTTPAddr string
 	LogLevel string
 	Progress string
+
+	Telemetry telemetry.Config // OTEL_*
 }
 
 // Progress modes.
@@ -52,6 +55,7 @@ func (c *Config) declare(s *config.Set) {
 	s.Int(&c.Posts, "PRODUCER_POSTS", 200, "size of the pool of posts (post_id) comments attach to", config.Min(1), config.Max(10_000_000))
 	s.Int64(&c.Seed, "PRODUCER_SEED", 0, "seed for reproducible comments and ids, 0 = random (the seed used is logged)", config.Min(0))
 	c.Kafka.Declare(s)
+	c.Telemetry.Declare(s)
 	s.String(&c.Topic, "KAFKA_TOPIC", schemas.Topic, "topic to produce to", config.NotEmpty)
 	s.Enum(&c.Compression, "KAFKA_COMPRESSION", "zstd", "batch compression", produce.Compressions...)
 	s.Duration(&c.Linger, "KAFKA_LINGER", 5*time.Millisecond, "how long a partition's batch waits for more records (at most 1m)", durationIn(0, time.Minute))

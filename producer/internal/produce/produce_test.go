@@ -37,7 +37,7 @@ func setup(t testing.TB, cfg produce.Config) *env {
 	return setupOn(t, st, cfg)
 }
 
-func setupOn(t testing.TB, st *infra.Stack, cfg produce.Config) *env {
+func setupOn(t testing.TB, st *infra.Stack, cfg produce.Config, extra ...kgo.Opt) *env {
 	t.Helper()
 	if cfg.Topic == "" {
 		cfg.Topic = schemas.Topic
@@ -58,6 +58,7 @@ func setupOn(t testing.TB, st *infra.Stack, cfg produce.Config) *env {
 	// The production options, then a faster metadata refresh, so that the
 	// fault tests recover from each retriable error in 100ms, not 1s.
 	opts = append(append([]kgo.Opt{kgo.SeedBrokers(st.KafkaAddr())}, opts...), kgo.MetadataMinAge(100*time.Millisecond))
+	opts = append(opts, extra...)
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		t.Fatal(err)
