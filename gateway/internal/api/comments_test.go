@@ -37,6 +37,7 @@ func TestListFirstPage(t *testing.T) {
 	want := api.Comment{
 		ID: first.ID, PostID: first.PostID, Name: first.Name, Text: first.Text, Address: first.Address,
 		CreatedAt: first.CreatedAt.Format("2006-01-02T15:04:05.000Z"), IngestedAt: first.IngestedAt.Format("2006-01-02T15:04:05.000Z"),
+		TraceID: first.TraceID,
 	}
 	if page.Items[0] != want {
 		t.Errorf("first item\n got %+v\nwant %+v", page.Items[0], want)
@@ -266,6 +267,14 @@ func TestGetComment(t *testing.T) {
 	}
 	if cc := res.Header.Get("Cache-Control"); cc != "public, max-age=300" {
 		t.Errorf("Cache-Control %q", cc)
+	}
+	// trace_id leads to the comment's ingestion trace; absent when the
+	// consumer did not trace it.
+	if got.TraceID == "" || got.TraceID != c.TraceID {
+		t.Errorf("trace_id %q, want %q", got.TraceID, c.TraceID)
+	}
+	if untraced := get(t, h, "/api/v1/comments/"+seeded[43].ID); strings.Contains(string(untraced.Body), "trace_id") {
+		t.Errorf("untraced comment has a trace_id: %s", untraced.Body)
 	}
 	upper := get(t, h, "/api/v1/comments/"+strings.ToUpper(c.ID))
 	if upper.Status != http.StatusOK || string(upper.Body) != string(res.Body) {

@@ -3,6 +3,7 @@ package api_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -50,6 +51,11 @@ func TestMain(m *testing.M) {
 			return disconnect, err
 		}
 		seeded = apitest.Comments(seedCount, 1, newest)
+		for i := range seeded {
+			if i%2 == 0 { // traced by the consumer; the others not
+				seeded[i].TraceID = fmt.Sprintf("%032x", i+1)
+			}
+		}
 		return disconnect, apitest.Insert(ctx, client.Database("commentflow").Collection("comments"), seeded)
 	}))
 }
