@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -15,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/commentflow/commentflow/devstack/infra"
 	"github.com/commentflow/commentflow/devstack/procs"
 )
 
@@ -82,7 +82,7 @@ func startJaeger(ctx context.Context, dataDir string, uiPort, otlpPort int, out 
 	}
 	log.Info("building Jaeger from tools/jaeger (the first build takes several minutes; later ones seconds)")
 	start := time.Now()
-	cmd := exec.CommandContext(ctx, "go", "-C", filepath.Join(root, "tools", "jaeger"), "tool", "-n", jaegerTool)
+	cmd := exec.CommandContext(ctx, "go", "-C", filepath.Join(root, "tools", "jaeger"), "tool", "-n", jaegerTool) //nolint:gosec // G204: go tool of the repository's own pinned tool module
 	cmd.Env = append(os.Environ(), "GOWORK=off")
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
@@ -91,7 +91,7 @@ func startJaeger(ctx context.Context, dataDir string, uiPort, otlpPort int, out 
 		return nil, fmt.Errorf("building jaeger (tools/jaeger): %w\n%s", err, stderr.String())
 	}
 	j := &jaeger{buildTook: time.Since(start)}
-	grpcPort, err := freePort()
+	grpcPort, err := infra.FreePort("127.0.0.1")
 	if err != nil {
 		return nil, err
 	}
@@ -123,15 +123,6 @@ func (j *jaeger) env() []string {
 }
 
 func (j *jaeger) stop() { _ = j.proc.Stop(5 * time.Second) }
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
 
 // waitHTTP waits until url answers 200.
 func waitHTTP(ctx context.Context, url string, within time.Duration) error {
