@@ -80,7 +80,7 @@ func startJaeger(ctx context.Context, dataDir string, uiPort, otlpPort int, out 
 	if err != nil {
 		return nil, err
 	}
-	log.Info("building Jaeger from tools/jaeger (the first build takes several minutes; later ones seconds)")
+	log.Info("building Jaeger from tools/jaeger (the first build compiles all of Jaeger: about 9 minutes of CPU, more on a busy machine; later ones take seconds)")
 	start := time.Now()
 	cmd := exec.CommandContext(ctx, "go", "-C", filepath.Join(root, "tools", "jaeger"), "tool", "-n", jaegerTool) //nolint:gosec // G204: go tool of the repository's own pinned tool module
 	cmd.Env = append(os.Environ(), "GOWORK=off")

@@ -97,8 +97,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}()
 	fmt.Fprint(stderr, banner(sys, cfg, time.Since(start)))
 	if j != nil {
-		fmt.Fprintf(stderr, "  Jaeger UI         %s   (built in %s; the first build takes several minutes, later ones seconds)\n"+
-			"  Follow a comment  its trace_id from the API -> %s/trace/<trace_id>\n\n", j.ui, j.buildTook.Round(time.Second), j.ui)
+		fmt.Fprintf(stderr, "  Jaeger            %s   (built in %s; the first build takes about 9 minutes of CPU, later ones seconds)\n"+
+			"  Follow a comment  its trace_id from the API -> curl -s %s/api/traces/<trace_id>\n"+
+			"                    (Jaeger built from the Go module has no UI pages, only its query API; compose's image has the UI)\n\n",
+			j.ui, j.buildTook.Round(time.Second), j.ui)
 	}
 	<-ctx.Done()
 	return nil
