@@ -1,0 +1,207 @@
+package app_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"sort"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/commentflow/commentflow/schemas"
+)
+
+// outageMargin is what a rebalance during an outage may take beyond the
+// member's MaxHold (5s by default): the heartbeat that tells the member a
+// rebalance waits, one backoff step, the join and sync, on a busy machine
+// under -race. It stays well below the group's 60s rebalance timeout, which
+// is how long the rebalance took when a member retried inside its hold.
+const outageMargin = 20 * time.Second
+
+const defaultMaxHold = 5 * time.Second
+
+// MongoDB stopped while members a and b stream, then a third member joins
+// (a plain group client: a consumer cannot start while MongoDB is down): a
+// and b give up their rounds instead of retrying inside them, so the
+// rebalance completes in about MaxHold, not the group's rebalance timeout.
+// No two members work on one partition at once, and in the end every event
+// is stored exactly once.
+func TestMongoOutageDoesNotFreezeTheGroup(t *testing.T) {
+	s := newStack(t)
+	ev := s.events()
+	a := s.start("a", s.env())
+	b := s.start("b", s.env())
+	wait := ev.stream(1500, 200)
+	s.waitSpread(2)
+	s.waitCount(150)
+
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	if err := s.StopMongo(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, in := range []*instance{a, b} {
+		eventually(t, "/readyz of "+in.name+" to report mongodb not ready", func() (bool, string) {
+			code, checks := in.readyz(t)
+			return code == http.StatusServiceUnavailable && checks["mongodb"] != "ok", fmt.Sprint(code, checks)
+		})
+	}
+	joined := time.Now()
+	x := s.joiner()
+	s.waitSpread(3)
+	if took := time.Since(joined); took > defaultMaxHold+outageMargin {
+		t.Errorf("rebalance during the outage took %s, want at most MaxHold %s + %s", took.Round(time.Millisecond), defaultMaxHold, outageMargin)
+	}
+	x.Close() // leaves the group, committing nothing
+	if err := s.StartMongo(ctx); err != nil {
+		t.Fatal(err)
+	}
+	wait()
+	want := ev.expected()
+	s.waitCount(int64(len(want)))
+	s.waitCommittedAtEnd()
+	s.checkExactlyOnce(want)
+	for _, in := range []*instance{a, b} {
+		if err := in.stop(); err != nil {
+			t.Errorf("%s: Run returned %v", in.name, err)
+		}
+	}
+	checkNoOverlap(t, a, b)
+}
+
+// joiner is a group member that takes partitions and never polls nor
+// commits; closing it leaves the group.
+func (s *stack) joiner() *kgo.Client {
+	s.t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(s.KafkaAddr()), kgo.ConsumerGroup(s.group),
+		kgo.ConsumeTopics(schemas.Topic), kgo.DisableAutoCommit())
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	s.t.Cleanup(cl.Close)
+	return cl
+}
+
+// The same with the registry unavailable: a holds records it cannot decode
+// when b joins.
+func TestRegistryOutageDoesNotFreezeTheGroup(t *testing.T) {
+	s := newStack(t)
+	ev := s.events()
+	var down atomic.Bool
+	down.Store(true)
+	s.Registry.Intercept(func(w http.ResponseWriter, r *http.Request) bool {
+		if down.Load() && strings.HasPrefix(r.URL.Path, "/schemas/ids/") {
+			http.Error(w, `{"error_code":50001,"message":"unavailable"}`, http.StatusServiceUnavailable)
+			return true
+		}
+		return false
+	})
+	ev.produce(600)
+	a := s.start("a", s.env())
+	eventually(t, "a to retry the registry", func() (bool, string) {
+		n := a.metric(t, "commentflow_consumer_retries_total", `dependency="registry"`)
+		return n >= 2, fmt.Sprint(n)
+	})
+	joined := time.Now()
+	b := s.start("b", s.env())
+	s.waitSpread(2)
+	if took := time.Since(joined); took > defaultMaxHold+outageMargin {
+		t.Errorf("rebalance during the outage took %s, want at most MaxHold %s + %s", took.Round(time.Millisecond), defaultMaxHold, outageMargin)
+	}
+	if n := s.count(); n != 0 {
+		t.Errorf("%d documents stored while the registry is down", n)
+	}
+	down.Store(false)
+	ev.produce(300)
+	want := ev.expected()
+	s.waitCount(int64(len(want)))
+	s.waitCommittedAtEnd()
+	s.checkExactlyOnce(want)
+	for _, in := range []*instance{a, b} {
+		if err := in.stop(); err != nil {
+			t.Errorf("%s: Run returned %v", in.name, err)
+		}
+	}
+	s.readDLQ(0)
+	checkNoOverlap(t, a, b)
+}
+
+// span is the work of one member on one partition for one batch: from the
+// poll of the batch's first record until the batch was committed or
+// dropped, as the "batch done" debug line reports it.
+type span struct {
+	member      string
+	partition   int32
+	first, last int64
+	from, to    time.Time
+	stored      bool
+}
+
+func (in *instance) spans(t testing.TB) []span {
+	t.Helper()
+	var out []span
+	sc := bufio.NewScanner(strings.NewReader(in.logs.String()))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var line struct {
+			Msg     string
+			Polled  time.Time
+			Done    time.Time
+			Stored  bool
+			Offsets []struct {
+				Partition   int32
+				First, Last int64
+			}
+		}
+		if json.Unmarshal(sc.Bytes(), &line) != nil || line.Msg != "batch done" {
+			continue
+		}
+		for _, o := range line.Offsets {
+			out = append(out, span{member: in.name, partition: o.Partition, first: o.First, last: o.Last,
+				from: line.Polled, to: line.Done, stored: line.Stored})
+		}
+	}
+	return out
+}
+
+// checkNoOverlap checks, per partition, that no two members ever worked on
+// it at the same time, and that the stored spans cover each offset once.
+func checkNoOverlap(t *testing.T, members ...*instance) {
+	t.Helper()
+	byPartition := map[int32][]span{}
+	n := 0
+	for _, in := range members {
+		for _, sp := range in.spans(t) {
+			byPartition[sp.partition] = append(byPartition[sp.partition], sp)
+			n++
+		}
+	}
+	if n == 0 {
+		t.Fatalf("no \"batch done\" lines in the members' logs")
+	}
+	for p, spans := range byPartition {
+		sort.Slice(spans, func(i, j int) bool { return spans[i].from.Before(spans[j].from) })
+		// Spans of one member may overlap each other (pipelining); a span
+		// of another member must start after every earlier one ended.
+		var lastEnd time.Time
+		var lastMember string
+		for _, sp := range spans {
+			if sp.member != lastMember && lastMember != "" && sp.from.Before(lastEnd) {
+				t.Errorf("partition %d: %s worked on offsets %d-%d from %s while %s worked on it until %s",
+					p, sp.member, sp.first, sp.last, sp.from.Format(time.StampMicro), lastMember, lastEnd.Format(time.StampMicro))
+			}
+			if sp.member != lastMember {
+				lastMember = sp.member
+				lastEnd = sp.to
+			} else if sp.to.After(lastEnd) {
+				lastEnd = sp.to
+			}
+		}
+	}
+}
