@@ -162,9 +162,15 @@ func consume(ctx context.Context, cfg Config, log *slog.Logger, reg *prometheus.
 	ready.Set("kafka", nil)
 	log.Info("kafka ready", "topic", cfg.Topic, "dlq_topic", cfg.DLQTopic)
 
-	w, err := dlq.NewWriter(kopts, cfg.DLQTopic, cfg.Group)
-	if err != nil {
+	var w *dlq.Writer
+	if err := waitFor(startCtx, log, "kafka", func(ctx context.Context) (err error) {
+		w, err = dlq.NewWriter(ctx, kopts, cfg.DLQTopic, cfg.Group)
 		return err
+	}); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("kafka not usable within STARTUP_TIMEOUT=%s: %w", cfg.StartupTimeout, err)
 	}
 	defer w.Close()
 

@@ -5,8 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"sort"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -14,6 +16,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/commentflow/commentflow/consumer/internal/dlq"
 	"github.com/commentflow/commentflow/schemas"
 )
 
@@ -203,5 +206,69 @@ func checkNoOverlap(t *testing.T, members ...*instance) {
 				lastEnd = sp.to
 			}
 		}
+	}
+}
+
+// Two poison records of about 1 MB, accepted on the comments topic: the
+// first fits the dead-letter topic's limit (which the dead-letter producer
+// must learn from the broker, not from franz-go's smaller default) and is
+// dead-lettered whole; the second cannot fit once the dead-letter headers
+// are added, so the topic refuses it for good and an envelope without the
+// value takes its place. The good records after them are stored, and the
+// group rebalances normally meanwhile.
+func TestDeadLetterRefusalDoesNotStopThePartition(t *testing.T) {
+	s := newStack(t)
+	ev := s.events()
+	const whole, refused = 1_020_000, 1_048_400 // the topics' limit is kfake's 1,048,588
+	big, err := kgo.NewClient(kgo.SeedBrokers(s.KafkaAddr()), kgo.DefaultProduceTopic(schemas.Topic),
+		kgo.ProducerBatchMaxBytes(2<<20), kgo.ProducerBatchCompression(kgo.NoCompression()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer big.Close()
+	poison := func(n int) *kgo.Record {
+		v := make([]byte, n)
+		for i := range v {
+			v[i] = byte(rand.Uint32())
+		}
+		v[0] = 0xff // not the Confluent magic byte: bad framing
+		return &kgo.Record{Key: []byte("p"), Value: v}
+	}
+	pctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	for _, n := range []int{whole, refused} { // one per batch: each is about the limit
+		if err := big.ProduceSync(pctx, poison(n)).FirstErr(); err != nil {
+			t.Fatalf("produce the poison: %v", err)
+		}
+	}
+	ev.produce(300)
+	a := s.start("a", s.env())
+	b := s.start("b", s.env())
+	want := ev.expected()
+	s.waitCount(int64(len(want)))
+	s.waitCommittedAtEnd()
+	s.waitSpread(2)
+	s.checkExactlyOnce(want)
+
+	recs := s.readDLQ(2)
+	sort.Slice(recs, func(i, j int) bool { return len(recs[i].Value) > len(recs[j].Value) })
+	if got := len(recs[0].Value); got != whole {
+		t.Errorf("first dead letter holds %d bytes, want the whole %d", got, whole)
+	}
+	env := recs[1]
+	h := func(k string) string { v, _ := dlq.Header(env, k); return v }
+	if len(env.Value) != 0 || string(env.Key) != "p" {
+		t.Errorf("envelope: key %q, %d value bytes, want key p and no value", env.Key, len(env.Value))
+	}
+	if h(dlq.HeaderSize) != strconv.Itoa(refused) || h(dlq.HeaderTopic) != schemas.Topic ||
+		h(dlq.HeaderOffset) == "" || h(dlq.HeaderClass) != "bad_framing" || !strings.Contains(h(dlq.HeaderRefused), "MESSAGE_TOO_LARGE") {
+		t.Errorf("envelope headers: %v", env.Headers)
+	}
+	var n float64
+	for _, in := range []*instance{a, b} {
+		n += in.metric(t, "commentflow_consumer_dead_letters_without_value_total")
+	}
+	if n != 1 {
+		t.Errorf("dead letters without value counted %v, want 1", n)
 	}
 }

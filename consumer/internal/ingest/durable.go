@@ -88,13 +88,21 @@ func (c *Consumer) deadLetter(work context.Context, b *batch) error {
 	if len(b.letters) == 0 {
 		return nil
 	}
+	envelopes := 0
 	err := c.retry(work, b.hold, depKafka, "writing dead letters", func(ctx context.Context) error {
 		actx, cancel := context.WithTimeout(ctx, kafkaTimeout)
 		defer cancel()
-		return c.dlq.Write(actx, b.letters)
+		n, err := c.dlq.Write(actx, b.letters)
+		envelopes = n
+		return err
 	})
 	if err != nil {
 		return err
+	}
+	if envelopes > 0 {
+		c.m.withoutValue.Add(float64(envelopes))
+		c.log.Warn("the dead-letter topic refused whole records: wrote envelopes without their values; the records stay at their source offsets",
+			"envelopes", envelopes)
 	}
 	for _, l := range b.letters {
 		c.m.deadLettered.WithLabelValues(l.Class).Inc()
