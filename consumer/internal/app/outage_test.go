@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/commentflow/commentflow/consumer/internal/dlq"
@@ -270,5 +271,47 @@ func TestDeadLetterRefusalDoesNotStopThePartition(t *testing.T) {
 	}
 	if n != 1 {
 		t.Errorf("dead letters without value counted %v, want 1", n)
+	}
+}
+
+// SIGTERM while the member is joining the group, and the join cannot
+// complete (another member holds the rebalance for the whole rebalance
+// timeout): Run still returns within SHUTDOWN_TIMEOUT.
+func TestShutdownDuringAGroupJoinKeepsItsBudget(t *testing.T) {
+	s := newStack(t)
+	ev := s.events()
+	ev.produce(50)
+	// x polls and never allows the rebalance.
+	x, err := kgo.NewClient(kgo.SeedBrokers(s.KafkaAddr()), kgo.ConsumerGroup(s.group),
+		kgo.ConsumeTopics(schemas.Topic), kgo.DisableAutoCommit(), kgo.BlockRebalanceOnPoll(),
+		kgo.RebalanceTimeout(60*time.Second), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer x.CloseAllowingRebalance()
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	for n := 0; n == 0; {
+		fs := x.PollRecords(ctx, 10)
+		if ctx.Err() != nil {
+			t.Fatal("x polled nothing")
+		}
+		n = len(fs.Records())
+	}
+	const budget = 5 * time.Second
+	b := s.start("b", s.env("SHUTDOWN_TIMEOUT", budget.String()))
+	if _, err := s.Kafka.WaitGroupInfo(ctx, s.group, func(g *kfake.GroupInfo) bool {
+		return g != nil && g.State == "PreparingRebalance"
+	}); err != nil {
+		t.Fatalf("b's join: %v", err)
+	}
+	start := time.Now()
+	if err := b.stop(); err != nil {
+		t.Errorf("b: Run returned %v", err)
+	}
+	// The budget, plus what a busy machine adds to the last steps (the
+	// budget is the service's own clock: it never waits past it).
+	if took := time.Since(start); took > budget+2*time.Second {
+		t.Errorf("b stopped after %s, want within SHUTDOWN_TIMEOUT=%s", took.Round(time.Millisecond), budget)
 	}
 }

@@ -238,9 +238,11 @@ func New(cfg Config, d Deps) (*Consumer, error) {
 
 // Run consumes until ctx is done. Then it finishes the current batch
 // (stores it, dead-letters its poison, commits), leaves the group and
-// returns nil — all within about cfg.ShutdownTimeout; what it could not
-// finish in time is not committed and will be redelivered. Run closes the
-// client.
+// returns nil — all within nine tenths of cfg.ShutdownTimeout, whatever
+// the group is doing (a join the broker holds for the rebalance timeout
+// included: the client is then left to the process's exit); what it could
+// not finish in time is not committed and will be redelivered. Run closes
+// the client.
 func (c *Consumer) Run(ctx context.Context) error {
 	// work outlives ctx, so that the batch in hand can still be stored and
 	// committed after a SIGTERM, by the shutdown budget minus what is
@@ -249,7 +251,12 @@ func (c *Consumer) Run(ctx context.Context) error {
 	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelWork()
 	var deadline atomic.Pointer[time.Timer]
+	// closeBy is when Run must be done closing the client, leaving the
+	// service a tenth of the budget for the rest of its teardown.
+	var closeBy atomic.Pointer[time.Time]
 	stopWatch := context.AfterFunc(ctx, func() {
+		by := time.Now().Add(c.cfg.ShutdownTimeout * 9 / 10)
+		closeBy.Store(&by)
 		deadline.Store(time.AfterFunc(c.cfg.ShutdownTimeout-leaveBudget, cancelWork))
 	})
 	defer func() {
@@ -327,7 +334,23 @@ func (c *Consumer) Run(ctx context.Context) error {
 		c.log.Warn("leaving the consumer group failed; the partitions move after the session timeout", "err", err)
 	}
 	cancelLeave()
-	c.cl.Close()
+	// Close waits for a group join in flight, which the broker may hold
+	// for the whole rebalance timeout: past the shutdown budget, the
+	// client is left to the process's exit.
+	closed := make(chan struct{})
+	go func() {
+		defer close(closed)
+		c.cl.Close()
+	}()
+	if by := closeBy.Load(); by != nil {
+		select {
+		case <-closed:
+		case <-time.After(time.Until(*by)):
+			c.log.Warn("the Kafka client did not close within the shutdown budget (a group join in flight); leaving it to the exit")
+		}
+	} else {
+		<-closed
+	}
 	c.log.Info("left the consumer group", "group", c.cfg.Group,
 		"consumed", c.consumed.Load(), "stored", c.stored.Load(),
 		"duplicates", c.duplicates.Load(), "dead_lettered", c.deadLettered.Load())
