@@ -177,6 +177,7 @@ func consume(ctx context.Context, cfg Config, log *slog.Logger, reg *prometheus.
 	c, err := ingest.New(ingest.Config{
 		Topic:           cfg.Topic,
 		Group:           cfg.Group,
+		InstanceID:      cfg.InstanceID,
 		BatchSize:       cfg.BatchSize,
 		BatchTimeout:    cfg.BatchTimeout,
 		MaxPollRecords:  cfg.MaxPollRecords,

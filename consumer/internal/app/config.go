@@ -20,6 +20,7 @@ type Config struct {
 	Topic          string
 	DLQTopic       string
 	Group          string
+	InstanceID     string
 	SessionTimeout time.Duration
 
 	MongoURI          string
@@ -47,6 +48,8 @@ func (c *Config) declare(s *config.Set) {
 	s.String(&c.Topic, "KAFKA_TOPIC", schemas.Topic, "topic to consume comment events from", config.NotEmpty)
 	s.String(&c.DLQTopic, "KAFKA_DLQ_TOPIC", schemas.DLQTopic, "dead-letter topic for records that can never be stored", config.NotEmpty)
 	s.String(&c.Group, "CONSUMER_GROUP", schemas.ConsumerGroup, "Kafka consumer group shared by the replicas", config.NotEmpty)
+	s.String(&c.InstanceID, "CONSUMER_INSTANCE_ID", "",
+		"static group membership: this replica's id, the same across its restarts and unique in the group (empty: dynamic membership)", checkInstanceID)
 	s.Duration(&c.SessionTimeout, "KAFKA_SESSION_TIMEOUT", 45*time.Second,
 		"group session timeout: how soon the group reassigns a crashed member's partitions (6s to 5m on default brokers)", checkSessionTimeout)
 	s.String(&c.MongoURI, "MONGODB_URI", "mongodb://localhost:27017",
@@ -80,6 +83,19 @@ func (c *Config) validate() error {
 func checkSessionTimeout(d time.Duration) error {
 	if d < time.Second || d > 30*time.Minute {
 		return fmt.Errorf("must be between 1s and 30m, got %s", d)
+	}
+	return nil
+}
+
+// checkInstanceID applies Kafka's group.instance.id rules.
+func checkInstanceID(id string) error {
+	if len(id) > 249 {
+		return fmt.Errorf("must be at most 249 characters long")
+	}
+	for _, r := range id {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
+			return fmt.Errorf("%q: only letters, digits, '.', '_' and '-' are allowed", id)
+		}
 	}
 	return nil
 }

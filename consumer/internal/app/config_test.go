@@ -50,6 +50,7 @@ func TestBadConfigurationExits2NamingTheVariable(t *testing.T) {
 		{"fetch bytes too small", "KAFKA_FETCH_MAX_BYTES", "10", nil},
 		{"dlq topic same as topic", "KAFKA_DLQ_TOPIC", "comments", nil},
 		{"empty group", "CONSUMER_GROUP", " ", nil},
+		{"instance id with a space", "CONSUMER_INSTANCE_ID", "consumer 1", nil},
 		{"session timeout too short", "KAFKA_SESSION_TIMEOUT", "100ms", nil},
 		{"http addr without port", "HTTP_ADDR", "9092", nil},
 		{"unknown log level", "LOG_LEVEL", "verbose", nil},
@@ -103,7 +104,7 @@ func TestHelpListsEveryVariable(t *testing.T) {
 		"SCHEMA_REGISTRY_USERNAME", "SCHEMA_REGISTRY_PASSWORD", "KAFKA_TOPIC", "LOG_LEVEL", "SHUTDOWN_TIMEOUT",
 		"HTTP_ADDR", "CONSUMER_GROUP", "KAFKA_DLQ_TOPIC", "MONGODB_URI", "MONGODB_DATABASE", "MONGODB_COLLECTION",
 		"MONGODB_WRITE_CONCERN", "CONSUMER_BATCH_SIZE", "CONSUMER_BATCH_TIMEOUT", "KAFKA_FETCH_MAX_BYTES",
-		"KAFKA_MAX_POLL_RECORDS", "STARTUP_TIMEOUT", "KAFKA_SESSION_TIMEOUT",
+		"KAFKA_MAX_POLL_RECORDS", "STARTUP_TIMEOUT", "KAFKA_SESSION_TIMEOUT", "CONSUMER_INSTANCE_ID",
 	} {
 		flag := "--" + strings.ReplaceAll(strings.ToLower(v), "_", "-")
 		if !strings.Contains(stdout, v+" ") || !strings.Contains(stdout, flag+" ") {

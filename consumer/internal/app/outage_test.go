@@ -315,3 +315,51 @@ func TestShutdownDuringAGroupJoinKeepsItsBudget(t *testing.T) {
 		t.Errorf("b stopped after %s, want within SHUTDOWN_TIMEOUT=%s", took.Round(time.Millisecond), budget)
 	}
 }
+
+// Static membership: a replica killed and restarted with the same
+// CONSUMER_INSTANCE_ID takes its partitions back at once, not after the
+// dead member's session timeout (60s here), and nothing is lost or stored
+// twice.
+func TestRestartWithTheSameInstanceIDTakesItsPartitionsBack(t *testing.T) {
+	bin := binary(t)
+	s := newStack(t)
+	ev := s.events()
+	a := s.start("a", s.env("CONSUMER_INSTANCE_ID", "consumer-0"))
+	victimEnv := s.env("CONSUMER_INSTANCE_ID", "consumer-1", "KAFKA_SESSION_TIMEOUT", "60s")
+	victim := startProcess(t, bin, "victim", victimEnv)
+	wait := ev.stream(1200, 200)
+	s.waitSpread(2)
+	s.waitCount(150)
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	before, err := s.Kafka.WaitGroupInfo(ctx, s.group, func(g *kfake.GroupInfo) bool { return g != nil && g.State == "Stable" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	killed := time.Now()
+	if err := victim.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	victim.wait(t)
+	again := startProcess(t, bin, "victim-again", victimEnv).instance()
+	eventually(t, "the restarted replica to store events", func() (bool, string) {
+		n := again.metric(t, "commentflow_consumer_documents_stored_total")
+		return n > 0, fmt.Sprint(n)
+	})
+	if took := time.Since(killed); took >= 60*time.Second {
+		t.Errorf("the restarted replica stored again %s after the kill: it waited for the session timeout", took.Round(time.Second))
+	}
+	wait()
+	want := ev.expected()
+	s.waitCount(int64(len(want)))
+	s.waitCommittedAtEnd()
+	s.checkExactlyOnce(want)
+	after, err := s.Kafka.WaitGroupInfo(ctx, s.group, func(g *kfake.GroupInfo) bool { return g != nil && g.State == "Stable" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("group generation %d before the restart, %d after", before.Epoch, after.Epoch)
+	if err := a.stop(); err != nil {
+		t.Errorf("a: %v", err)
+	}
+}

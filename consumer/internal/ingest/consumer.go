@@ -88,6 +88,11 @@ import (
 type Config struct {
 	Topic string // the comments topic
 	Group string // the consumer group
+	// InstanceID, if set, makes this member static (kgo.InstanceID): a
+	// restart with the same id takes its partitions back without a
+	// rebalance, and neither a crash nor a stop moves them before the
+	// session timeout.
+	InstanceID string
 
 	BatchSize      int           // flush a batch at this many records...
 	BatchTimeout   time.Duration // ...or this long after its first record, whichever first
@@ -218,6 +223,9 @@ func New(cfg Config, d Deps) (*Consumer, error) {
 		kgo.MaxConcurrentFetches(maxConcurrentFetches),
 		kgo.BrokerMaxReadBytes(max(cfg.FetchMaxBytes+(1<<20), 100<<20)),
 	)
+	if cfg.InstanceID != "" {
+		opts = append(opts, kgo.InstanceID(cfg.InstanceID))
+	}
 	if cfg.SessionTimeout > 0 {
 		opts = append(opts, kgo.SessionTimeout(cfg.SessionTimeout),
 			kgo.HeartbeatInterval(min(3*time.Second, cfg.SessionTimeout/3)))
