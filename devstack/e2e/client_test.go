@@ -31,7 +31,7 @@ func TestAPIClientRetries503(t *testing.T) {
 		t.Errorf("got %+v after %d calls, want one item after 3", p, calls.Load())
 	}
 	if waited := time.Since(start); waited < 2*time.Second {
-		t.Errorf("retried after %s, want Retry-After (1s) honoured twice", waited)
+		t.Errorf("retried after %s, want Retry-After (1s) honored twice", waited)
 	}
 }
 

@@ -93,7 +93,8 @@ func checkInstanceID(id string) error {
 		return fmt.Errorf("must be at most 249 characters long")
 	}
 	for _, r := range id {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
+		letter := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z'
+		if !letter && (r < '0' || r > '9') && r != '.' && r != '_' && r != '-' {
 			return fmt.Errorf("%q: only letters, digits, '.', '_' and '-' are allowed", id)
 		}
 	}

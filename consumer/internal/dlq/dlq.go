@@ -179,15 +179,18 @@ func Refused(err error) bool {
 // the original value's size, but not the value nor the original headers.
 func Envelope(topic, group string, l Letter, why error, now time.Time) *kgo.Record {
 	r := Record(topic, group, l, now)
-	headers := r.Headers[len(l.Record.Headers):]
 	reason := why.Error()
 	if len(reason) > maxMessage {
 		reason = reason[:maxMessage] + "…"
 	}
-	r.Headers = append(headers[:len(headers):len(headers)],
+	dlqHeaders := r.Headers[len(l.Record.Headers):]
+	headers := make([]kgo.RecordHeader, 0, len(dlqHeaders)+2)
+	headers = append(headers, dlqHeaders...)
+	headers = append(headers,
 		kgo.RecordHeader{Key: HeaderRefused, Value: []byte(reason)},
 		kgo.RecordHeader{Key: HeaderSize, Value: []byte(strconv.Itoa(len(l.Record.Value)))},
 	)
+	r.Headers = headers
 	r.Value = nil
 	return r
 }
