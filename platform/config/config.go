@@ -275,7 +275,7 @@ func lookup(getenv func(string) string, name string) (string, bool) {
 // Usage writes the service's variables with their flags, defaults and
 // descriptions.
 func (s *Set) Usage(w io.Writer) {
-	fmt.Fprintf(w, "Usage: %s [flags]\n       %s healthcheck\n\n", s.name, s.name)
+	fmt.Fprintf(w, "Usage: %s [flags]\n       %s healthcheck [--http-addr ADDR]\n       %s --version\n\n", s.name, s.name, s.name)
 	fmt.Fprintf(w, "Configuration comes from environment variables; a flag overrides its variable.\n\n")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "VARIABLE\tFLAG\tDEFAULT\tDESCRIPTION")

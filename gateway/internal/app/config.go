@@ -36,13 +36,11 @@ type Config struct {
 	WriteTimeout      time.Duration
 	IdleTimeout       time.Duration
 	MaxHeaderBytes    int
-	LogLevel          string
 	ShutdownTimeout   time.Duration
 }
 
 // declare lists every variable with its flag, default and description.
-func declare(cfg *Config) *config.Set {
-	s := config.New("gateway")
+func (cfg *Config) declare(s *config.Set) {
 	s.String(&cfg.HTTPAddr, "HTTP_ADDR", DefaultHTTPAddr, "address to serve the API, Swagger UI and ops endpoints on (host:port)", cli.HostPort)
 	s.String(&cfg.MongoURI, "MONGODB_URI", DefaultMongoURI, "MongoDB connection string (mongodb:// or mongodb+srv://)", checkMongoURI)
 	s.String(&cfg.MongoDatabase, "MONGODB_DATABASE", DefaultDatabase, "database holding the comments", config.NotEmpty, checkDBName)
@@ -56,26 +54,18 @@ func declare(cfg *Config) *config.Set {
 	s.Duration(&cfg.WriteTimeout, "GATEWAY_WRITE_TIMEOUT", 15*time.Second, "time limit to write a response", config.Positive)
 	s.Duration(&cfg.IdleTimeout, "GATEWAY_IDLE_TIMEOUT", 60*time.Second, "how long an idle keep-alive connection stays open", config.Positive)
 	s.Int(&cfg.MaxHeaderBytes, "GATEWAY_MAX_HEADER_BYTES", 16384, "largest request header block accepted, in bytes", config.Min(1024), config.Max(1<<20))
-	s.Enum(&cfg.LogLevel, "LOG_LEVEL", "info", "log level", "debug", "info", "warn", "error")
 	s.Duration(&cfg.ShutdownTimeout, "SHUTDOWN_TIMEOUT", 10*time.Second, "time to let in-flight requests finish on shutdown", config.Positive)
-	return s
 }
 
-// parseConfig reads args (without the program name) and the environment.
-// Errors name the variable; config.ErrHelp asks for the usage text.
-func parseConfig(args []string, getenv func(string) string) (Config, *config.Set, error) {
-	var cfg Config
-	s := declare(&cfg)
-	if err := s.Parse(args, getenv); err != nil {
-		return cfg, s, err
-	}
+// validate checks what single variables cannot.
+func (cfg *Config) validate() error {
 	if cfg.CursorSecret != "" && len(cfg.CursorSecret) < cursor.MinSecretLen {
-		return cfg, s, config.Errorf("GATEWAY_CURSOR_SECRET", "must be at least %d bytes, got %d", cursor.MinSecretLen, len(cfg.CursorSecret))
+		return config.Errorf("GATEWAY_CURSOR_SECRET", "must be at least %d bytes, got %d", cursor.MinSecretLen, len(cfg.CursorSecret))
 	}
 	if cfg.WriteTimeout <= cfg.DBTimeout {
-		return cfg, s, config.Errorf("GATEWAY_WRITE_TIMEOUT", "must be longer than GATEWAY_DB_TIMEOUT (%s), got %s", cfg.DBTimeout, cfg.WriteTimeout)
+		return config.Errorf("GATEWAY_WRITE_TIMEOUT", "must be longer than GATEWAY_DB_TIMEOUT (%s), got %s", cfg.DBTimeout, cfg.WriteTimeout)
 	}
-	return cfg, s, nil
+	return nil
 }
 
 func checkMongoURI(v string) error {
