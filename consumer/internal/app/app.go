@@ -18,10 +18,9 @@ import (
 	"github.com/commentflow/commentflow/consumer/internal/dlq"
 	"github.com/commentflow/commentflow/consumer/internal/ingest"
 	"github.com/commentflow/commentflow/consumer/internal/store"
-	"github.com/commentflow/commentflow/platform/backoff"
 	"github.com/commentflow/commentflow/platform/cli"
-	"github.com/commentflow/commentflow/platform/config"
 	"github.com/commentflow/commentflow/platform/kafkaconn"
+	"github.com/commentflow/commentflow/platform/mongoconn"
 	"github.com/commentflow/commentflow/platform/ops"
 	"github.com/commentflow/commentflow/schemas"
 )
@@ -62,22 +61,6 @@ func run(ctx context.Context, cfg *Config, env cli.Env) error {
 // consume connects to everything and runs the ingest loop until ctx is
 // done.
 func consume(ctx context.Context, cfg Config, log *slog.Logger, reg *prometheus.Registry, ready *ops.Readiness) error {
-	st, err := store.Open(store.Config{
-		URI: cfg.MongoURI, Database: cfg.MongoDatabase, Collection: cfg.MongoCollection,
-		WriteConcern: cfg.MongoWriteConcern, AppName: "commentflow-" + service,
-	})
-	if err != nil {
-		return cli.Usage(config.Errorf("MONGODB_URI", "%v", err))
-	}
-	defer func() {
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		_ = st.Close(cctx)
-	}()
-	if !st.Acknowledged() {
-		log.Warn("MONGODB_WRITE_CONCERN=0: inserts are not acknowledged, so a failed write goes unnoticed and its offset is committed anyway")
-	}
-
 	kopts, err := cfg.Kafka.KafkaOpts(log)
 	if err != nil {
 		return cli.Usage(err)
@@ -93,14 +76,41 @@ func consume(ctx context.Context, cfg Config, log *slog.Logger, reg *prometheus.
 
 	// Wait for the dependencies the loop cannot do without. The registry
 	// is not one of them: while it is down, decoding waits and retries.
-	if err := backoff.WaitReady(ctx, log, "mongodb", cfg.StartupTimeout, noFatal, st.EnsureIndexes); err != nil {
+	// The configuration is checked already, so a failure to open the
+	// client (a mongodb+srv:// name that does not resolve yet) is retried
+	// like any other.
+	var st *store.Store
+	defer func() {
+		if st == nil {
+			return
+		}
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = st.Close(cctx)
+	}()
+	if err := mongoconn.WaitReady(ctx, log, cfg.StartupTimeout, func(ctx context.Context) error {
+		if st == nil {
+			s, err := store.Open(store.Config{
+				URI: cfg.Mongo.URI, Database: cfg.Mongo.Database, Collection: cfg.Mongo.Collection,
+				WriteConcern: cfg.MongoWriteConcern, AppName: "commentflow-" + service,
+			})
+			if err != nil {
+				return err
+			}
+			st = s
+		}
+		return st.EnsureIndexes(ctx)
+	}); err != nil {
 		if ctx.Err() != nil {
 			return nil // stopped while starting
 		}
 		return err
 	}
+	if !st.Acknowledged() {
+		log.Warn("MONGODB_WRITE_CONCERN=0: inserts are not acknowledged, so a failed write goes unnoticed and its offset is committed anyway")
+	}
 	ready.Set("mongodb", nil) // until ingest takes the check over
-	log.Info("mongodb ready", "database", cfg.MongoDatabase, "collection", cfg.MongoCollection)
+	log.Info("mongodb ready", "database", cfg.Mongo.Database, "collection", cfg.Mongo.Collection)
 	if err := cfg.Kafka.WaitReady(ctx, log, "kafka", cfg.StartupTimeout, func(ctx context.Context) error {
 		return checkTopics(ctx, kopts, cfg.Topic, cfg.DLQTopic)
 	}); err != nil {
@@ -142,8 +152,6 @@ func consume(ctx context.Context, cfg Config, log *slog.Logger, reg *prometheus.
 	}
 	return c.Run(ctx)
 }
-
-func noFatal(error) error { return nil }
 
 // checkTopics checks that the brokers answer and both topics exist. The
 // consumer creates no topic: that is the deployment's job (redpanda/init).

@@ -2,13 +2,13 @@ package app
 
 import (
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/commentflow/commentflow/consumer/internal/store"
 	"github.com/commentflow/commentflow/platform/cli"
 	"github.com/commentflow/commentflow/platform/config"
 	"github.com/commentflow/commentflow/platform/kafkaconn"
+	"github.com/commentflow/commentflow/platform/mongoconn"
 	"github.com/commentflow/commentflow/schemas"
 )
 
@@ -22,9 +22,7 @@ type Config struct {
 	Group          string
 	SessionTimeout time.Duration
 
-	MongoURI          string
-	MongoDatabase     string
-	MongoCollection   string
+	Mongo             mongoconn.Config // MONGODB_URI, MONGODB_DATABASE, MONGODB_COLLECTION
 	MongoWriteConcern string
 
 	BatchSize      int
@@ -48,10 +46,7 @@ func (c *Config) declare(s *config.Set) {
 	s.String(&c.Group, "CONSUMER_GROUP", schemas.ConsumerGroup, "Kafka consumer group shared by the replicas", config.NotEmpty)
 	s.Duration(&c.SessionTimeout, "KAFKA_SESSION_TIMEOUT", 45*time.Second,
 		"group session timeout: how soon the group reassigns a crashed member's partitions (6s to 5m on default brokers)", checkSessionTimeout)
-	s.String(&c.MongoURI, "MONGODB_URI", "mongodb://localhost:27017",
-		"MongoDB connection string (auth and TLS options as the Go driver supports)", checkMongoURI)
-	s.String(&c.MongoDatabase, "MONGODB_DATABASE", schemas.Database, "database of the comments collection", checkDatabase)
-	s.String(&c.MongoCollection, "MONGODB_COLLECTION", schemas.Collection, "collection the comments are stored in", checkCollection)
+	c.Mongo.Declare(s, schemas.Database, schemas.Collection)
 	s.String(&c.MongoWriteConcern, "MONGODB_WRITE_CONCERN", "majority",
 		"write concern of inserts: majority or a number of members (0 = unacknowledged, gives up the delivery guarantee)", checkWriteConcern)
 	s.Int(&c.BatchSize, "CONSUMER_BATCH_SIZE", 500, "store a batch when it has this many records...", config.Min(1), config.Max(100000))
@@ -82,35 +77,7 @@ func checkSessionTimeout(d time.Duration) error {
 	return nil
 }
 
-func checkMongoURI(uri string) error { return store.ValidateURI(uri) }
-
 func checkWriteConcern(s string) error {
 	_, err := store.ParseWriteConcern(s)
 	return err
-}
-
-// checkDatabase applies MongoDB's database name rules.
-func checkDatabase(name string) error {
-	switch {
-	case name == "":
-		return fmt.Errorf("must not be empty")
-	case len(name) > 63:
-		return fmt.Errorf("must be at most 63 bytes long")
-	case strings.ContainsAny(name, "/\\. \"$*<>:|?\x00"):
-		return fmt.Errorf("%q contains a character MongoDB does not allow in database names", name)
-	}
-	return nil
-}
-
-// checkCollection applies MongoDB's collection name rules.
-func checkCollection(name string) error {
-	switch {
-	case name == "":
-		return fmt.Errorf("must not be empty")
-	case strings.ContainsAny(name, "$\x00"):
-		return fmt.Errorf("%q contains $ or a null character", name)
-	case strings.HasPrefix(name, "system."):
-		return fmt.Errorf("%q is in the reserved system. namespace", name)
-	}
-	return nil
 }

@@ -181,12 +181,18 @@ func TestStartupFailuresExit1(t *testing.T) {
 		{"no database", s.env("MONGODB_URI", "mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=200", "STARTUP_TIMEOUT", "1s"), "mongodb not ready within STARTUP_TIMEOUT=1s"},
 		{"no broker", s.env("KAFKA_BROKERS", "127.0.0.1:1", "STARTUP_TIMEOUT", "1s"), "kafka not ready within STARTUP_TIMEOUT=1s"},
 		{"no topic", s.env("KAFKA_TOPIC", "nope", "STARTUP_TIMEOUT", "1s"), `topic "nope" does not exist`},
+		// A mongodb+srv:// name that does not resolve (yet) is a runtime
+		// failure that waiting may cure, not bad configuration.
+		{"srv name does not resolve", s.env("MONGODB_URI", "mongodb+srv://u:hunter2@commentflow.invalid/?serverSelectionTimeoutMS=200", "STARTUP_TIMEOUT", "1s"), "mongodb not ready within STARTUP_TIMEOUT=1s"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			code, _, stderr := runMain(t, tt.env)
 			if code != 1 || !strings.Contains(stderr, tt.want) {
 				t.Errorf("exit %d, stderr %q; want 1 and %q", code, stderr, tt.want)
+			}
+			if strings.Contains(stderr, "hunter2") {
+				t.Errorf("stderr leaks the password: %q", stderr)
 			}
 		})
 	}

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/commentflow/commentflow/gateway/internal/api"
@@ -63,12 +62,11 @@ func run(ctx context.Context, cfg *Config, env cli.Env, hk hooks) error {
 		return cli.Usage(config.Errorf("GATEWAY_CURSOR_SECRET", "%v", err))
 	}
 
-	client, err := mongo.Connect(options.Client().
-		ApplyURI(cfg.MongoURI).
-		SetAppName("commentflow-gateway").
-		SetServerSelectionTimeout(cfg.DBTimeout))
+	// The URI's shape was checked with the configuration; a failure here
+	// (a mongodb+srv:// name that does not resolve) is a runtime failure.
+	client, coll, err := cfg.Mongo.Connect("commentflow-gateway", options.Client().SetServerSelectionTimeout(cfg.DBTimeout))
 	if err != nil {
-		return cli.Usage(config.Errorf("MONGODB_URI", "%v", err))
+		return err
 	}
 	defer func() {
 		dctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -77,7 +75,6 @@ func run(ctx context.Context, cfg *Config, env cli.Env, hk hooks) error {
 			log.Warn("disconnect from mongodb", "err", err)
 		}
 	}()
-	coll := client.Database(cfg.MongoDatabase).Collection(cfg.MongoCollection)
 	pctx, cancel := context.WithTimeout(ctx, cfg.DBTimeout)
 	if err := client.Ping(pctx, nil); err != nil {
 		// Serve anyway: /readyz reports not ready until MongoDB answers.

@@ -24,6 +24,7 @@ import (
 	"github.com/commentflow/commentflow/gateway/internal/apitest"
 	"github.com/commentflow/commentflow/platform/cli"
 	"github.com/commentflow/commentflow/platform/config"
+	"github.com/commentflow/commentflow/platform/mongoconn"
 	"github.com/commentflow/commentflow/platform/ops"
 )
 
@@ -104,7 +105,7 @@ func TestDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := Config{
-		HTTPAddr: ":8000", MongoURI: "mongodb://localhost:27017", MongoDatabase: "commentflow", MongoCollection: "comments",
+		HTTPAddr: ":8000", Mongo: mongoconn.Config{URI: "mongodb://localhost:27017", Database: "commentflow", Collection: "comments"},
 		DBTimeout: 5 * time.Second, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
 		WriteTimeout: 15 * time.Second, IdleTimeout: 60 * time.Second, MaxHeaderBytes: 16384,
 		ShutdownTimeout: 10 * time.Second,
@@ -118,7 +119,7 @@ func TestDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.DBTimeout != 2*time.Second || cfg.MongoCollection != "c2" || len(cfg.CORSOrigins) != 2 || cfg.CORSOrigins[1] != "http://localhost:3000" {
+	if cfg.DBTimeout != 2*time.Second || cfg.Mongo.Collection != "c2" || len(cfg.CORSOrigins) != 2 || cfg.CORSOrigins[1] != "http://localhost:3000" {
 		t.Errorf("flags and env: %+v", cfg)
 	}
 }
@@ -454,6 +455,21 @@ func TestPortInUse(t *testing.T) {
 	code := cli.Main(context.Background(), Service(), "test", []string{"gateway"}, env(map[string]string{"HTTP_ADDR": ln.Addr().String(), "MONGODB_URI": mongoURI}), io.Discard, &stderr)
 	if code != ExitFailure || !strings.Contains(stderr.String(), "listen") {
 		t.Errorf("exit %d: %q", code, stderr.String())
+	}
+}
+
+// A mongodb+srv:// name that does not resolve (yet) is a runtime failure
+// (exit 1: a restart may cure it), not bad configuration (exit 2), and the
+// password stays out of the message.
+func TestSRVLookupFailureIsARuntimeError(t *testing.T) {
+	var stderr bytes.Buffer
+	code := cli.Main(context.Background(), Service(), "test", []string{"gateway"},
+		env(map[string]string{"HTTP_ADDR": "127.0.0.1:0", "MONGODB_URI": "mongodb+srv://u:hunter2@commentflow.invalid/"}), io.Discard, &stderr)
+	if code != ExitFailure || !strings.Contains(stderr.String(), "mongodb") || strings.Contains(stderr.String(), "MONGODB_URI (--mongodb-uri)") {
+		t.Errorf("exit %d, stderr %q; want 1, a runtime failure of mongodb", code, stderr.String())
+	}
+	if strings.Contains(stderr.String(), "hunter2") {
+		t.Errorf("stderr leaks the password: %q", stderr.String())
 	}
 }
 

@@ -3,21 +3,18 @@ package app
 import (
 	"fmt"
 	"net/url"
-	"strings"
 	"time"
-
-	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/connstring"
 
 	"github.com/commentflow/commentflow/gateway/internal/cursor"
 	"github.com/commentflow/commentflow/platform/cli"
 	"github.com/commentflow/commentflow/platform/config"
+	"github.com/commentflow/commentflow/platform/mongoconn"
 	"github.com/commentflow/commentflow/schemas/names"
 )
 
 // Defaults; the database and collection are the contract's (schemas).
 const (
 	DefaultHTTPAddr   = ":8000"
-	DefaultMongoURI   = "mongodb://localhost:27017"
 	DefaultDatabase   = names.Database
 	DefaultCollection = names.Collection
 )
@@ -25,9 +22,7 @@ const (
 // Config is the gateway's configuration, read once at startup.
 type Config struct {
 	HTTPAddr          string
-	MongoURI          string
-	MongoDatabase     string
-	MongoCollection   string
+	Mongo             mongoconn.Config // MONGODB_URI, MONGODB_DATABASE, MONGODB_COLLECTION
 	CursorSecret      string
 	CORSOrigins       []string
 	DBTimeout         time.Duration
@@ -42,9 +37,7 @@ type Config struct {
 // declare lists every variable with its flag, default and description.
 func (cfg *Config) declare(s *config.Set) {
 	s.String(&cfg.HTTPAddr, "HTTP_ADDR", DefaultHTTPAddr, "address to serve the API, Swagger UI and ops endpoints on (host:port)", cli.HostPort)
-	s.String(&cfg.MongoURI, "MONGODB_URI", DefaultMongoURI, "MongoDB connection string (mongodb:// or mongodb+srv://)", checkMongoURI)
-	s.String(&cfg.MongoDatabase, "MONGODB_DATABASE", DefaultDatabase, "database holding the comments", config.NotEmpty, checkDBName)
-	s.String(&cfg.MongoCollection, "MONGODB_COLLECTION", DefaultCollection, "collection holding the comments", config.NotEmpty, checkCollName)
+	cfg.Mongo.Declare(s, DefaultDatabase, DefaultCollection)
 	s.Secret(&cfg.CursorSecret, "GATEWAY_CURSOR_SECRET",
 		fmt.Sprintf("HMAC key signing pagination cursors, at least %d bytes; share it between replicas (default: random per process)", cursor.MinSecretLen))
 	s.List(&cfg.CORSOrigins, "GATEWAY_CORS_ORIGINS", "", `origins allowed cross-origin access, comma-separated, or * (default "": CORS off)`, checkOrigins)
@@ -64,49 +57,6 @@ func (cfg *Config) validate() error {
 	}
 	if cfg.WriteTimeout <= cfg.DBTimeout {
 		return config.Errorf("GATEWAY_WRITE_TIMEOUT", "must be longer than GATEWAY_DB_TIMEOUT (%s), got %s", cfg.DBTimeout, cfg.WriteTimeout)
-	}
-	return nil
-}
-
-func checkMongoURI(v string) error {
-	switch {
-	case strings.HasPrefix(v, "mongodb://"):
-		// Parsing a plain URI needs no network; it catches bad options.
-		if _, err := connstring.ParseAndValidate(v); err != nil {
-			return fmt.Errorf("invalid connection string: %s", redactURIError(err, v))
-		}
-	case strings.HasPrefix(v, "mongodb+srv://"):
-		// Parsing would resolve DNS; check the shape only.
-		if u, err := url.Parse(v); err != nil || u.Host == "" {
-			return fmt.Errorf("invalid connection string")
-		}
-	default:
-		return fmt.Errorf("must start with mongodb:// or mongodb+srv://")
-	}
-	return nil
-}
-
-// redactURIError keeps a password in the URI out of the error message.
-func redactURIError(err error, uri string) string {
-	msg := err.Error()
-	if u, perr := url.Parse(uri); perr == nil && u.User != nil {
-		if p, ok := u.User.Password(); ok && p != "" {
-			msg = strings.ReplaceAll(msg, p, "*****")
-		}
-	}
-	return msg
-}
-
-func checkDBName(v string) error {
-	if strings.ContainsAny(v, `/\. "$`+"\x00") || len(v) > 63 {
-		return fmt.Errorf("%q is not a valid database name", v)
-	}
-	return nil
-}
-
-func checkCollName(v string) error {
-	if strings.ContainsAny(v, "$\x00") || strings.HasPrefix(v, "system.") {
-		return fmt.Errorf("%q is not a valid collection name", v)
 	}
 	return nil
 }
