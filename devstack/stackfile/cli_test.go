@@ -1,46 +1,12 @@
 package stackfile
 
 import (
-	"bytes"
-	"context"
-	"errors"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 )
-
-// runSplit runs a service binary with a minimal environment plus env and
-// returns stdout, stderr and the exit code separately.
-func runSplit(t *testing.T, bin string, env []string, args ...string) (string, string, int) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}, env...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	cmd.WaitDelay = 5 * time.Second
-	err := cmd.Run()
-	if ctx.Err() != nil {
-		t.Fatalf("%s %s did not finish (does it start the service instead?):\n%s%s", filepath.Base(bin), strings.Join(args, " "), stdout.String(), stderr.String())
-	}
-	var exitErr *exec.ExitError
-	switch {
-	case err == nil:
-		return stdout.String(), stderr.String(), 0
-	case errors.As(err, &exitErr):
-		return stdout.String(), stderr.String(), exitErr.ExitCode()
-	default:
-		t.Fatalf("run %s: %v", bin, err)
-		return "", "", -1
-	}
-}
 
 // Every service keeps the same command-line contract (platform/cli.Main):
 // one table, run against each of the three binaries.
@@ -91,7 +57,9 @@ func TestEveryServiceAnswersTheSameCommandLine(t *testing.T) {
 			bin := serviceBinary(t, name)
 			for _, tc := range cases {
 				t.Run(tc.name, func(t *testing.T) {
-					stdout, stderr, code := runSplit(t, bin, tc.env, tc.args...)
+					var out, errOut strings.Builder
+					code := runTo(t, bin, tc.env, &out, &errOut, tc.args...)
+					stdout, stderr := out.String(), errOut.String()
 					if code != tc.want.code {
 						t.Fatalf("%s %s: exit %d, want %d\nstdout: %s\nstderr: %s", name, strings.Join(tc.args, " "), code, tc.want.code, stdout, stderr)
 					}

@@ -98,7 +98,7 @@ func NewRegistry() *prometheus.Registry {
 // "commentflow_<service>_".
 func Prefix(service string) string { return "commentflow_" + service + "_" }
 
-// BuildInfo is commentflow_build_info: always 1, labelled with the
+// BuildInfo is commentflow_build_info: always 1, labeled with the
 // service and its version.
 func BuildInfo(service, version string) prometheus.Collector {
 	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{

@@ -29,13 +29,8 @@ const service = "consumer"
 
 // Service is the consumer for cli.Main.
 func Service() cli.Service[Config] {
-	return cli.Service[Config]{
-		Name:        service,
-		DefaultAddr: DefaultHTTPAddr,
-		Declare:     (*Config).declare,
-		Validate:    (*Config).validate,
-		Run:         run,
-	}
+	return cli.Service[Config]{Name: service, DefaultAddr: DefaultHTTPAddr, Declare: (*Config).declare,
+		Validate: (*Config).validate, Run: run}
 }
 
 // run is the consumer: it returns nil after a clean shutdown (ctx done)

@@ -428,13 +428,20 @@ func TestServerLimits(t *testing.T) {
 	}
 }
 
-func TestHealthcheckUnhealthy(t *testing.T) {
+// closedAddr is a loopback address nothing listens on.
+func closedAddr(t *testing.T) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	addr := ln.Addr().String()
 	_ = ln.Close()
+	return addr
+}
+
+func TestHealthcheckUnhealthy(t *testing.T) {
+	addr := closedAddr(t)
 	var stdout, stderr bytes.Buffer
 	if code := cli.Main(context.Background(), Service(), "test", []string{"gateway", "healthcheck"}, env(map[string]string{"HTTP_ADDR": addr}), &stdout, &stderr); code != ExitFailure {
 		t.Errorf("healthcheck of nothing: exit %d", code)
@@ -476,12 +483,7 @@ func TestSRVLookupFailureIsARuntimeError(t *testing.T) {
 // TestStartsWithoutDatabase: the gateway serves (not ready) while MongoDB
 // is unreachable, rather than refusing to start.
 func TestStartsWithoutDatabase(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dead := ln.Addr().String()
-	_ = ln.Close()
+	dead := closedAddr(t)
 	g := start(t, map[string]string{"MONGODB_URI": "mongodb://" + dead, "GATEWAY_DB_TIMEOUT": "300ms"}, nil)
 	if status, _ := g.get(t, "/healthz"); status != http.StatusOK {
 		t.Errorf("/healthz: %d", status)

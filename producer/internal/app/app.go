@@ -36,13 +36,8 @@ const service = "producer"
 
 // Service is the producer for cli.Main.
 func Service() cli.Service[Config] {
-	return cli.Service[Config]{
-		Name:        service,
-		DefaultAddr: defaultHTTPAddr,
-		Declare:     (*Config).declare,
-		Validate:    func(c *Config) error { return c.Kafka.Validate() },
-		Run:         run,
-	}
+	return cli.Service[Config]{Name: service, DefaultAddr: defaultHTTPAddr, Declare: (*Config).declare,
+		Validate: func(c *Config) error { return c.Kafka.Validate() }, Run: run}
 }
 
 // run is the producer. It returns when count events are acknowledged, or
