@@ -224,13 +224,6 @@ func (p *Proc) supervise() {
 	}
 }
 
-// NoRestart turns automatic restarts off (for a process meant to finish).
-func (p *Proc) NoRestart() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.spec.Restart = false
-}
-
 // Name is the process's name.
 func (p *Proc) Name() string { return p.spec.Name }
 

@@ -178,7 +178,7 @@ func TestInitScriptSetsUpAFreshCluster(t *testing.T) {
 	if err != nil {
 		t.Fatalf("init.sh: %v\n%s", err, out)
 	}
-	want := map[string]int{schemas.Topic: schemas.Partitions, schemas.DLQTopic: 1}
+	want := map[string]int{schemas.Topic: schemas.Partitions, schemas.DLQTopic: schemas.DLQPartitions}
 	if fmt.Sprint(s.Topics) != fmt.Sprint(want) {
 		t.Errorf("topics = %v, want %v\n%s", s.Topics, want, out)
 	}

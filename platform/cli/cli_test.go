@@ -65,11 +65,16 @@ func TestHealthcheckSubcommand(t *testing.T) {
 	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
 	ctx := context.Background()
 	var out, errb bytes.Buffer
+	hc := func(def string, args []string, getenv func(string) string) int {
+		svc := testService(nil)
+		svc.DefaultAddr = def
+		return cli.Main(ctx, svc, "v1", append([]string{"svc", "healthcheck"}, args...), getenv, &out, &errb)
+	}
 
-	if code := cli.Healthcheck(ctx, "svc", ":1", nil, env(map[string]string{"HTTP_ADDR": addr}), &out, &errb); code != cli.ExitOK {
+	if code := hc(":1", nil, env(map[string]string{"HTTP_ADDR": addr})); code != cli.ExitOK {
 		t.Fatalf("healthy via HTTP_ADDR: exit %d, %s", code, errb.String())
 	}
-	if code := cli.Healthcheck(ctx, "svc", ":1", []string{"--http-addr", addr}, env(nil), &out, &errb); code != cli.ExitOK {
+	if code := hc(":1", []string{"--http-addr", addr}, env(nil)); code != cli.ExitOK {
 		t.Fatalf("healthy via --http-addr: exit %d, %s", code, errb.String())
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -78,15 +83,88 @@ func TestHealthcheckSubcommand(t *testing.T) {
 	}
 	closed := ln.Addr().String()
 	_ = ln.Close()
-	if code := cli.Healthcheck(ctx, "svc", closed, nil, env(nil), &out, &errb); code != cli.ExitFailure {
+	if code := hc(closed, nil, env(nil)); code != cli.ExitFailure {
 		t.Fatalf("nothing listening at the default: exit %d, want 1", code)
 	}
 	errb.Reset()
-	if code := cli.Healthcheck(ctx, "svc", ":1", nil, env(map[string]string{"HTTP_ADDR": "nope"}), &out, &errb); code != cli.ExitUsage || !strings.HasPrefix(errb.String(), "svc healthcheck: HTTP_ADDR") {
+	if code := hc(":1", nil, env(map[string]string{"HTTP_ADDR": "nope"})); code != cli.ExitUsage || !strings.HasPrefix(errb.String(), "svc healthcheck: HTTP_ADDR") {
 		t.Fatalf("bad HTTP_ADDR: exit %d, stderr %q; want 2 naming HTTP_ADDR", code, errb.String())
 	}
 	out.Reset()
-	if code := cli.Healthcheck(ctx, "svc", ":1", []string{"--help"}, env(nil), &out, &errb); code != cli.ExitOK || !strings.Contains(out.String(), "HTTP_ADDR") {
+	if code := hc(":1", []string{"--help"}, env(nil)); code != cli.ExitOK || !strings.Contains(out.String(), "HTTP_ADDR") {
 		t.Fatalf("--help: exit %d, %q", code, out.String())
+	}
+}
+
+type testConfig struct {
+	Rate int
+	Name string
+}
+
+func testService(run func(context.Context, *testConfig, cli.Env) error) cli.Service[testConfig] {
+	return cli.Service[testConfig]{
+		Name:        "svc",
+		DefaultAddr: ":1",
+		Declare: func(c *testConfig, s *config.Set) {
+			s.Int(&c.Rate, "SVC_RATE", 1, "rate", config.Min(0))
+			s.String(&c.Name, "SVC_NAME", "x", "name")
+		},
+		Validate: func(c *testConfig) error {
+			if c.Name == "bad" {
+				return config.Errorf("SVC_NAME", "must not be bad")
+			}
+			return nil
+		},
+		Run: run,
+	}
+}
+
+// Main owns the arguments, --version, --help, the configuration, the
+// startup line and the exit code; the service's run sees a parsed config.
+func TestMainOwnsTheCommandLine(t *testing.T) {
+	var got *testConfig
+	svc := testService(func(_ context.Context, c *testConfig, env cli.Env) error {
+		got = c
+		env.Log.Info("running")
+		if c.Rate == 7 {
+			return errors.New("broker down")
+		}
+		return nil
+	})
+	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+	cases := []struct {
+		name   string
+		args   []string
+		env    map[string]string
+		code   int
+		stdout string
+		stderr string
+		runs   bool
+	}{
+		{"version", []string{"--version"}, nil, 0, "svc v1\n", "", false},
+		{"help", []string{"--help"}, nil, 0, "SVC_RATE", "", false},
+		{"help lists LOG_LEVEL", []string{"-h"}, nil, 0, "LOG_LEVEL", "", false},
+		{"unknown flag", []string{"--nope"}, nil, 2, "", "svc: flag provided but not defined: -nope (see --help)\n", false},
+		{"bad variable", nil, map[string]string{"SVC_RATE": "-1"}, 2, "", "svc: SVC_RATE (--svc-rate): must be at least 0, got -1\n", false},
+		{"bad combination", nil, map[string]string{"SVC_NAME": "bad"}, 2, "", "svc: SVC_NAME (--svc-name): must not be bad\n", false},
+		{"bad log level", nil, map[string]string{"LOG_LEVEL": "loud"}, 2, "", "LOG_LEVEL", false},
+		{"runs", []string{"--svc-rate", "3"}, nil, 0, `"msg":"starting"`, "", true},
+		{"runtime failure", nil, map[string]string{"SVC_RATE": "7"}, 1, `"msg":"stopped"`, "svc: broker down\n", true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got = nil
+			var out, errb bytes.Buffer
+			code := cli.Main(context.Background(), svc, "v1", append([]string{"svc"}, tc.args...), env(tc.env), &out, &errb)
+			if code != tc.code || !strings.Contains(out.String(), tc.stdout) || !strings.Contains(errb.String(), tc.stderr) || (tc.stderr == "" && errb.Len() > 0) {
+				t.Fatalf("exit %d stdout %q stderr %q; want %d, %q, %q", code, out.String(), errb.String(), tc.code, tc.stdout, tc.stderr)
+			}
+			if (got != nil) != tc.runs {
+				t.Fatalf("run called: %v, want %v", got != nil, tc.runs)
+			}
+			if tc.runs && !strings.Contains(out.String(), `"version":"v1"`) {
+				t.Errorf("the starting line lacks the version: %s", out.String())
+			}
+		})
 	}
 }

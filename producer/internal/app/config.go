@@ -33,7 +33,6 @@ type Config struct {
 	ShutdownTimeout time.Duration
 
 	HTTPAddr string
-	LogLevel string
 	Progress string
 }
 
@@ -60,24 +59,7 @@ func (c *Config) declare(s *config.Set) {
 	s.Duration(&c.StartupTimeout, "STARTUP_TIMEOUT", 60*time.Second, "how long to retry the brokers and the registry at startup", config.Positive)
 	s.Duration(&c.ShutdownTimeout, "SHUTDOWN_TIMEOUT", 10*time.Second, "on SIGTERM/SIGINT, how long to flush buffered events", config.Positive)
 	s.String(&c.HTTPAddr, "HTTP_ADDR", defaultHTTPAddr, "listen address of /healthz, /readyz and /metrics", cli.HostPort)
-	s.Enum(&c.LogLevel, "LOG_LEVEL", "info", "log level (debug logs every produced event)", "debug", "info", "warn", "error")
 	s.Enum(&c.Progress, "PROGRESS", ProgressAuto, "progress display on stderr: auto = a bar on a terminal when PRODUCER_COUNT > 0, plain lines otherwise", ProgressAuto, ProgressBar, ProgressPlain, ProgressOff)
-}
-
-// parseConfig reads the configuration from args (flags, without the
-// program name) and getenv, and validates it. It returns the set for
-// --help and the startup log line.
-func parseConfig(args []string, getenv func(string) string) (*Config, *config.Set, error) {
-	cfg := &Config{}
-	set := config.New("producer")
-	cfg.declare(set)
-	if err := set.Parse(args, getenv); err != nil {
-		return cfg, set, err
-	}
-	if err := cfg.Kafka.Validate(); err != nil {
-		return cfg, set, err
-	}
-	return cfg, set, nil
 }
 
 func nonNegative(v float64) error {
