@@ -154,8 +154,8 @@ func TestDockerfileStages(t *testing.T) {
 	}
 
 	runtime := stages[1]
-	if runtime.image != "gcr.io/distroless/static-debian12:nonroot" {
-		t.Errorf("runtime image = %q, want gcr.io/distroless/static-debian12:nonroot", runtime.image)
+	if runtime.image != "gcr.io/distroless/static-debian13:nonroot" {
+		t.Errorf("runtime image = %q, want gcr.io/distroless/static-debian13:nonroot", runtime.image)
 	}
 }
 
