@@ -398,6 +398,7 @@ func TestDockerignoreKeepsWhatTheBuildNeeds(t *testing.T) {
 		".git", ".git/HEAD", ".devstack/data.db", "devstack/.devstack/x",
 		"producer/producer.test", "devstack/stackfile/compose_test.go", "schemas/testdata/corpus/a",
 		"docker-compose.yml", "Dockerfile", "README.md", "redpanda/init.sh",
+		"compose.cluster.yml", "mongo/rs-init.sh", "observability/prometheus/prometheus.yml",
 	} {
 		if !excluded(rel) {
 			t.Errorf(".dockerignore keeps %s in the build context", rel)
