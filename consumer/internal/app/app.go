@@ -80,6 +80,7 @@ func Run(ctx context.Context, version string, args []string, getenv func(string)
 	// Not ready until the loop runs; then ingest keeps the checks up to
 	// date.
 	ready := ops.NewReadiness(ingest.Checks...)
+	reg.MustRegister(ready.Collector(service))
 
 	srv := ops.Server(cfg.HTTPAddr, ops.Handler(reg, ready), log)
 	ln, err := ops.Listen(srv)

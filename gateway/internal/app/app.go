@@ -100,13 +100,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	cancel()
 
 	registry := ops.NewRegistry()
+	ready := ops.NewReadiness()
+	registry.MustRegister(ready.Collector("gateway"))
 	handler, err := api.NewServer(ctx, api.Options{
 		Collection:  coll,
 		Spec:        spec,
 		Cursors:     codec,
 		Logger:      log,
 		Registry:    registry,
-		Readiness:   ops.NewReadiness(),
+		Readiness:   ready,
 		DBTimeout:   cfg.DBTimeout,
 		CORSOrigins: cfg.CORSOrigins,
 	})

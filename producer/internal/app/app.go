@@ -121,6 +121,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		ConstLabels: prometheus.Labels{"version": Version},
 	}, func() float64 { return 1 }))
 	ready := ops.NewReadiness(checkKafka, checkRegistry)
+	reg.MustRegister(ready.Collector("producer"))
 	srv := ops.Server(cfg.HTTPAddr, ops.Handler(reg, ready), log)
 	ln, err := ops.Listen(srv)
 	if err != nil {
