@@ -3,6 +3,7 @@ package stackfile
 import (
 	"bufio"
 	"context"
+	"io/fs"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -23,32 +24,51 @@ func TestMountedFilesAreCheckedOutWithLF(t *testing.T) {
 			t.Errorf("%s: %s mounts %s, outside the repository", m.stack, m.service, m.cfg.Source)
 			continue
 		}
-		rel = filepath.ToSlash(rel)
-		if seen[rel] {
-			continue
-		}
-		seen[rel] = true
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		out, err := exec.CommandContext(ctx, "git", "-C", root, "check-attr", "text", "eol", "--", rel).Output()
-		cancel()
-		if err != nil {
-			t.Fatalf("git check-attr: %v", err)
-		}
-		attrs := map[string]string{}
-		sc := bufio.NewScanner(strings.NewReader(string(out)))
-		for sc.Scan() {
-			// "<path>: <attr>: <value>"
-			parts := strings.Split(sc.Text(), ": ")
-			if len(parts) == 3 {
-				attrs[parts[1]] = parts[2]
+		// A mounted directory: every file in it.
+		var files []string
+		err = filepath.WalkDir(m.cfg.Source, func(p string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return err
 			}
+			r, err := filepath.Rel(root, p)
+			files = append(files, filepath.ToSlash(r))
+			return err
+		})
+		if err != nil {
+			t.Fatalf("%s: %v", rel, err)
 		}
-		if attrs["eol"] != "lf" || attrs["text"] == "unset" {
-			t.Errorf("%s (mounted into %s): git check-attr says text=%s eol=%s; want eol=lf from .gitattributes so that a Windows checkout does not write CRLF", rel, m.service, attrs["text"], attrs["eol"])
+		for _, rel := range files {
+			if seen[rel] {
+				continue
+			}
+			seen[rel] = true
+			checkLF(t, root, rel, m.service)
 		}
-		if strings.Contains(readRepoFile(t, rel), "\r") {
-			t.Errorf("%s: contains CR characters", rel)
+	}
+}
+
+func checkLF(t *testing.T, root, rel, service string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	out, err := exec.CommandContext(ctx, "git", "-C", root, "check-attr", "text", "eol", "--", rel).Output()
+	cancel()
+	if err != nil {
+		t.Fatalf("git check-attr: %v", err)
+	}
+	attrs := map[string]string{}
+	sc := bufio.NewScanner(strings.NewReader(string(out)))
+	for sc.Scan() {
+		// "<path>: <attr>: <value>"
+		parts := strings.Split(sc.Text(), ": ")
+		if len(parts) == 3 {
+			attrs[parts[1]] = parts[2]
 		}
+	}
+	if attrs["eol"] != "lf" || attrs["text"] == "unset" {
+		t.Errorf("%s (mounted into %s): git check-attr says text=%s eol=%s; want eol=lf from .gitattributes so that a Windows checkout does not write CRLF", rel, service, attrs["text"], attrs["eol"])
+	}
+	if strings.Contains(readRepoFile(t, rel), "\r") {
+		t.Errorf("%s: contains CR characters", rel)
 	}
 }
 

@@ -114,7 +114,7 @@ func doLoadStack(t testing.TB, spec stackSpec) (*types.Project, string, error) {
 var baseStack = stackSpec{files: []string{"docker-compose.yml"}}
 
 func allStacks() []stackSpec {
-	return []stackSpec{baseStack, clusterStack}
+	return []stackSpec{baseStack, clusterStack, observabilityStack}
 }
 
 func stackService(t testing.TB, spec stackSpec, name string) types.ServiceConfig {
