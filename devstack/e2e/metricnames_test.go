@@ -89,7 +89,7 @@ func scrapeNames(ctx context.Context, url string) (map[string]bool, error) {
 
 // Every metric a dashboard panel or an alerting rule uses must be exposed by
 // a real service: the binaries run on the in-process infrastructure, with
-// traffic that makes every labelled series appear (events, a poison record,
+// traffic that makes every labeled series appear (events, a poison record,
 // API requests). A renamed metric fails here, naming the panel or alert to fix.
 func TestDashboardAndAlertMetricsAreExposed(t *testing.T) {
 	uses := metricUses(t)
