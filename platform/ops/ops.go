@@ -143,6 +143,7 @@ func Start(ctx context.Context, o Options) (*Ops, error) {
 	reg := NewRegistry()
 	reg.MustRegister(BuildInfo(o.Service, o.Version))
 	ready := NewReadiness(o.Pending...)
+	reg.MustRegister(ready.Collector(o.Service))
 	h := Handler(reg, ready)
 	if o.Handler != nil {
 		var err error
