@@ -119,20 +119,20 @@ var Panels = []Panel{
 	{
 		Title: "Gateway requests per second, by route and status", Unit: "reqps", Width: 12,
 		Queries: []Query{
-			{`sum by (route, status) (rate(gateway_http_requests_total[$__rate_interval]))`, "{{route}} {{status}}"},
+			{`sum by (route, status) (rate(commentflow_gateway_http_requests_total[$__rate_interval]))`, "{{route}} {{status}}"},
 		},
 	},
 	{
 		Title: "Gateway latency", Unit: "s", Width: 12,
 		Queries: []Query{
-			{`histogram_quantile(0.5, sum by (le) (rate(gateway_http_request_duration_seconds_bucket[$__rate_interval])))`, "p50"},
-			{`histogram_quantile(0.99, sum by (le) (rate(gateway_http_request_duration_seconds_bucket[$__rate_interval])))`, "p99"},
+			{`histogram_quantile(0.5, sum by (le) (rate(commentflow_gateway_http_request_duration_seconds_bucket[$__rate_interval])))`, "p50"},
+			{`histogram_quantile(0.99, sum by (le) (rate(commentflow_gateway_http_request_duration_seconds_bucket[$__rate_interval])))`, "p99"},
 		},
 	},
 	{
 		Title: "Gateway 5xx ratio", Unit: "percentunit", Width: 12,
 		Queries: []Query{
-			{`sum(rate(gateway_http_requests_total{status=~"5.."}[$__rate_interval])) / sum(rate(gateway_http_requests_total[$__rate_interval]))`, "5xx / all"},
+			{`sum(rate(commentflow_gateway_http_requests_total{status=~"5.."}[$__rate_interval])) / sum(rate(commentflow_gateway_http_requests_total[$__rate_interval]))`, "5xx / all"},
 		},
 	},
 }

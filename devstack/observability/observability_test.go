@@ -55,8 +55,8 @@ func TestDashboardAnswersTheOperatorsQuestions(t *testing.T) {
 		"lag per partition":        "commentflow_consumer_lag",
 		"batch insert latency":     "commentflow_consumer_write_latency_seconds_bucket",
 		"registry/MongoDB retries": "commentflow_consumer_retries_total",
-		"gateway requests/s":       "gateway_http_requests_total",
-		"gateway p50/p99":          "gateway_http_request_duration_seconds_bucket",
+		"gateway requests/s":       "commentflow_gateway_http_requests_total",
+		"gateway p50/p99":          "commentflow_gateway_http_request_duration_seconds_bucket",
 		"readiness":                "commentflow_gateway_ready",
 	} {
 		if !strings.Contains(all, metric) {
