@@ -42,7 +42,7 @@ RUN --mount=type=cache,target=/go/pkg/mod \
         -o /out/app "./${SERVICE}/cmd/${SERVICE}"
 
 # Static, non-root runtime: no shell, no package manager, uid/gid 65532.
-FROM gcr.io/distroless/static-debian12:nonroot
+FROM gcr.io/distroless/static-debian13:nonroot
 ARG SERVICE
 ARG VERSION=dev
 LABEL org.opencontainers.image.title="commentflow-${SERVICE}" \

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/commentflow/commentflow/devstack/system"
+	"github.com/commentflow/commentflow/schemas/names"
 )
 
 func main() {
@@ -114,16 +115,17 @@ commentflow devstack is up (%s). Data in %s — Ctrl-C to stop.
   Swagger UI        %[3]s/api/openapi
   REST API          %[3]s/api/v1/comments?limit=5
   OpenAPI spec      %[3]s/api/openapi.json
-  Kafka             %[4]s        topics: comments (3 partitions), comments.dlq
-  Schema Registry   %[5]s   subject: comments-value
-  MongoDB           %[6]s  database commentflow, collection comments
-  Services          producer (%[7]g events/s), %[8]d consumers in group comments-writer, gateway
+  Kafka             %[4]s        topics: %[10]s (%[11]d partitions), %[12]s
+  Schema Registry   %[5]s   subject: %[13]s
+  MongoDB           %[6]s  database %[14]s, collection %[15]s
+  Services          producer (%[7]g events/s), %[8]d consumers in group %[16]s, gateway
 
 Inspect:
   curl -s '%[3]s/api/v1/comments?limit=3'
-  rpk topic consume comments -X brokers=%[4]s -X registry.hosts=%[9]s --use-schema-registry=value -n 5
-  kcat -b %[4]s -C -t comments -s value=avro -r %[5]s -c 5 -e    (a kcat built with Avro support)
-  mongosh '%[6]scommentflow' --eval 'db.comments.find().sort({created_at: -1}).limit(3)'
+  rpk topic consume %[10]s -X brokers=%[4]s -X registry.hosts=%[9]s --use-schema-registry=value -n 5
+  kcat -b %[4]s -C -t %[10]s -s value=avro -r %[5]s -c 5 -e    (a kcat built with Avro support)
+  mongosh '%[6]s%[14]s' --eval 'db.%[15]s.find().sort({created_at: -1}).limit(3)'
 
-`, took.Round(100*time.Millisecond), cfg.DataDir, gw, kafka, registry, mongo, cfg.Rate, cfg.Consumers, registry[len("http://"):])
+`, took.Round(100*time.Millisecond), cfg.DataDir, gw, kafka, registry, mongo, cfg.Rate, cfg.Consumers, registry[len("http://"):],
+		names.Topic, names.Partitions, names.DLQTopic, names.Subject, names.Database, names.Collection, names.ConsumerGroup)
 }

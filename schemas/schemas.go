@@ -25,6 +25,7 @@ const (
 	DLQTopic      = names.DLQTopic
 	Subject       = names.Subject
 	Partitions    = names.Partitions
+	DLQPartitions = names.DLQPartitions
 	ConsumerGroup = names.ConsumerGroup
 	Database      = names.Database
 	Collection    = names.Collection

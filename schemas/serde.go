@@ -2,7 +2,6 @@ package schemas
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -21,30 +20,36 @@ import (
 // headerLen is the Confluent wire-format header: magic byte + schema ID.
 const headerLen = 5
 
+// confluent reads and writes the Confluent wire-format header (franz-go's
+// own, also behind sr.Serde). The Decoder keeps its own lookup around it:
+// lazy, resolved to the current Comment, single-flight, with a negative
+// cache, none of which sr.Serde has.
+var confluent sr.ConfluentHeader
+
 // Encoder frames Comments for one registered schema ID.
 type Encoder struct {
-	header [headerLen]byte
+	id     int
+	header []byte    // made once: magic byte + schema ID
 	pool   sync.Pool // *avro.Writer
 }
 
 // NewEncoder is an Encoder for the schema registered with id. It panics if
 // id is outside 0..math.MaxInt32, which no registry hands out.
 func NewEncoder(id int) *Encoder {
-	e := &Encoder{}
-	putID(e.header[1:], id)
+	e := &Encoder{id: id, header: appendHeader(make([]byte, 0, headerLen), id)}
 	e.pool.New = func() any { return avro.NewWriter(nil, 512) }
 	return e
 }
 
 // SchemaID is the ID the Encoder writes.
-func (e *Encoder) SchemaID() int { return int(binary.BigEndian.Uint32(e.header[1:])) }
+func (e *Encoder) SchemaID() int { return e.id }
 
 // Append appends c in the wire format to dst.
 func (e *Encoder) Append(dst []byte, c *Comment) ([]byte, error) {
 	w := e.pool.Get().(*avro.Writer)
 	defer e.pool.Put(w)
 	w.Reset(nil)
-	_, _ = w.Write(e.header[:])
+	_, _ = w.Write(e.header)
 	w.WriteVal(commentSchema, c)
 	if w.Error != nil {
 		err := w.Error
@@ -61,29 +66,38 @@ func (e *Encoder) Encode(c *Comment) ([]byte, error) { return e.Append(nil, c) }
 // format (for other schema versions and tests). It panics on an id
 // NewEncoder would reject.
 func Frame(id int, body []byte) []byte {
-	out := make([]byte, headerLen, headerLen+len(body))
-	putID(out[1:], id)
-	return append(out, body...)
+	return append(appendHeader(make([]byte, 0, headerLen+len(body)), id), body...)
 }
 
-// putID writes a schema ID as the header's 4 big-endian bytes. Registry IDs
-// are positive int32s; anything else is a programming error, not bad input.
-func putID(dst []byte, id int) {
+// appendHeader appends the wire-format header of schema id to dst.
+// Registry IDs are positive int32s; anything else is a programming error,
+// not bad input, and panics.
+func appendHeader(dst []byte, id int) []byte {
 	if id < 0 || id > math.MaxInt32 {
 		panic(fmt.Sprintf("schemas: schema ID %d does not fit the 4-byte header", id))
 	}
-	binary.BigEndian.PutUint32(dst, uint32(id))
+	dst, _ = confluent.AppendEncode(dst, id, nil) // no index: that is Protobuf's
+	return dst
 }
 
 // SchemaIDOf reads the schema ID of a framed record.
 func SchemaIDOf(b []byte) (int, error) {
-	if len(b) < headerLen {
-		return 0, decodeErr(ClassBadFraming, 0, "record is %d bytes, shorter than the 5-byte header", len(b))
+	id, _, err := split(b)
+	return id, err
+}
+
+// split reads the header of a framed record: the schema ID and the Avro
+// body. Its errors are *DecodeError of ClassBadFraming.
+func split(b []byte) (int, []byte, error) {
+	id, body, err := confluent.DecodeID(b)
+	switch {
+	case err == nil:
+		return id, body, nil
+	case len(b) < headerLen:
+		return 0, nil, decodeErr(ClassBadFraming, 0, "record is %d bytes, shorter than the 5-byte header", len(b))
+	default:
+		return 0, nil, decodeErr(ClassBadFraming, 0, "magic byte is 0x%02x, want 0x00", b[0])
 	}
-	if b[0] != 0 {
-		return 0, decodeErr(ClassBadFraming, 0, "magic byte is 0x%02x, want 0x00", b[0])
-	}
-	return int(binary.BigEndian.Uint32(b[1:headerLen])), nil
 }
 
 // Decoder decodes framed records of any schema ID into the current Comment
@@ -124,7 +138,7 @@ func NewDecoder(cl *sr.Client) *Decoder {
 // its writer schema ID. Every error is a *DecodeError.
 func (d *Decoder) Decode(ctx context.Context, b []byte) (Comment, int, error) {
 	var c Comment
-	id, err := SchemaIDOf(b)
+	id, body, err := split(b)
 	if err != nil {
 		return c, 0, err
 	}
@@ -137,7 +151,7 @@ func (d *Decoder) Decode(ctx context.Context, b []byte) (Comment, int, error) {
 	if w.err != nil {
 		return c, id, w.err
 	}
-	if err := unmarshal(w.schema, b[headerLen:], &c); err != nil {
+	if err := unmarshal(w.schema, body, &c); err != nil {
 		return c, id, &DecodeError{Class: ClassAvroDecode, SchemaID: id, Err: err}
 	}
 	if err := Validate(&c); err != nil {

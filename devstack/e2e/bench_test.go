@@ -2,10 +2,7 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
-	"net/http"
 	"slices"
-	"strconv"
 	"testing"
 	"time"
 
@@ -36,7 +33,7 @@ func BenchmarkEndToEndLatency(b *testing.B) {
 		deadline := time.Now().Add(3 * time.Minute)
 		for len(seen) < n && time.Now().Before(deadline) {
 			var p page
-			if err := fetchJSON(sys.GatewayURL()+"/api/v1/comments?limit=100", &p); err != nil {
+			if err := fetchJSON(context.Background(), sys.GatewayURL()+"/api/v1/comments?limit=100", &p); err != nil {
 				b.Fatal(err)
 			}
 			now := time.Now()
@@ -97,25 +94,3 @@ func BenchmarkEndToEndThroughput(b *testing.B) {
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-
-func fetchJSON(u string, into any) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return &statusError{u, resp.StatusCode}
-	}
-	return json.NewDecoder(resp.Body).Decode(into)
-}
-
-type statusError struct {
-	url  string
-	code int
-}
-
-func (e *statusError) Error() string { return "GET " + e.url + ": status " + strconv.Itoa(e.code) }

@@ -33,6 +33,8 @@ import (
 	"github.com/FerretDB/FerretDB/ferretdb"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/sr/srfake"
+
+	"github.com/commentflow/commentflow/schemas/names"
 )
 
 // Options says what to start. The zero value starts everything on random
@@ -63,10 +65,10 @@ type Options struct {
 // beside another start, would race on it.
 var ferretMu sync.Mutex
 
-// DefaultTopics are the topics of the product: `comments` with 3
-// partitions and its dead-letter topic.
+// DefaultTopics are the topics of the product (schemas/names): the
+// comments topic and its dead-letter topic, with their partition counts.
 func DefaultTopics() map[string]int32 {
-	return map[string]int32{"comments": 3, "comments.dlq": 1}
+	return map[string]int32{names.Topic: names.Partitions, names.DLQTopic: names.DLQPartitions}
 }
 
 // Stack is running infrastructure. Close stops it.

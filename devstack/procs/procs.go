@@ -88,9 +88,13 @@ type Proc struct {
 	out  io.Writer // the shared, prefixed console
 	log  *slog.Logger
 
+	// mu guards the fields below. Launching a process happens under mu,
+	// with the stopping check: Stop and a relaunch are exclusive, so Stop
+	// always signals the process that runs (or none is started after it).
 	mu       sync.Mutex
 	cmd      *exec.Cmd
 	stopping bool
+	stopped  chan struct{} // closed by Stop: cuts a restart delay short
 	exited   chan struct{} // closed when the current process exited
 	done     chan struct{} // closed when supervision ended
 	restarts int
@@ -100,8 +104,11 @@ type Proc struct {
 // Restart, until it exits). Its prefixed lines go to out, which the
 // processes share: make it with Console, so their lines never interleave.
 func Start(spec Spec, out io.Writer, log *slog.Logger) (*Proc, error) {
-	p := &Proc{spec: spec, out: out, log: log, done: make(chan struct{})}
-	if err := p.launch(); err != nil {
+	p := &Proc{spec: spec, out: out, log: log, done: make(chan struct{}), stopped: make(chan struct{})}
+	p.mu.Lock()
+	err := p.launchLocked()
+	p.mu.Unlock()
+	if err != nil {
 		return nil, err
 	}
 	go p.supervise()
@@ -111,7 +118,11 @@ func Start(spec Spec, out io.Writer, log *slog.Logger) (*Proc, error) {
 // Console wraps w so that several processes can write whole lines to it.
 func Console(w io.Writer) io.Writer { return &lockedWriter{w: w} }
 
-func (p *Proc) launch() error {
+// restartDelay is the first delay before a restart; it doubles up to 30s.
+var restartDelay = time.Second
+
+// launchLocked starts the process; p.mu is held.
+func (p *Proc) launchLocked() error {
 	// Not CommandContext: Stop ends the process gracefully (SIGTERM, then
 	// SIGKILL after a grace period), not a context.
 	cmd := exec.Command(p.spec.Bin, p.spec.Args...) //nolint:gosec,noctx // G204: a binary that Build just compiled; noctx: see above
@@ -135,6 +146,7 @@ func (p *Proc) launch() error {
 	go p.copyLines(&wg, stdout)
 	go p.copyLines(&wg, stderr)
 	exited := make(chan struct{})
+	p.cmd, p.exited = cmd, exited
 	go func() {
 		wg.Wait() // read all output before Wait closes the pipes
 		err := cmd.Wait()
@@ -146,9 +158,6 @@ func (p *Proc) launch() error {
 		}
 		close(exited)
 	}()
-	p.mu.Lock()
-	p.cmd, p.exited = cmd, exited
-	p.mu.Unlock()
 	return nil
 }
 
@@ -181,7 +190,7 @@ func (p *Proc) copyLines(wg *sync.WaitGroup, r io.Reader) {
 
 func (p *Proc) supervise() {
 	defer close(p.done)
-	delay := time.Second
+	delay := restartDelay
 	for {
 		p.mu.Lock()
 		exited := p.exited
@@ -194,7 +203,11 @@ func (p *Proc) supervise() {
 			return
 		}
 		p.log.Info("restarting service", "service", p.spec.Name, "in", delay.String())
-		time.Sleep(delay)
+		select {
+		case <-time.After(delay):
+		case <-p.stopped:
+			return
+		}
 		delay = min(delay*2, 30*time.Second)
 		p.mu.Lock()
 		if p.stopping {
@@ -202,19 +215,13 @@ func (p *Proc) supervise() {
 			return
 		}
 		p.restarts++
+		err := p.launchLocked()
 		p.mu.Unlock()
-		if err := p.launch(); err != nil {
+		if err != nil {
 			p.log.Error("restart failed", "service", p.spec.Name, "err", err)
 			return
 		}
 	}
-}
-
-// NoRestart turns automatic restarts off (for a process meant to finish).
-func (p *Proc) NoRestart() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.spec.Restart = false
 }
 
 // Name is the process's name.
@@ -264,7 +271,10 @@ func (p *Proc) ExitCode() int {
 // It ends supervision and returns the exit error, if any.
 func (p *Proc) Stop(timeout time.Duration) error {
 	p.mu.Lock()
-	p.stopping = true
+	if !p.stopping {
+		p.stopping = true
+		close(p.stopped)
+	}
 	cmd, exited := p.cmd, p.exited
 	p.mu.Unlock()
 	_ = cmd.Process.Signal(syscall.SIGTERM)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"debug/buildinfo"
 	"errors"
+	"io"
 	"io/fs"
 	"net"
 	"net/http"
@@ -154,29 +155,38 @@ func removeBinaries() {
 	}
 }
 
-// runBinary runs a service binary with a minimal environment plus env.
+// runBinary runs a service binary with a minimal environment plus env,
+// and returns its output (stdout and stderr interleaved) and exit code.
 func runBinary(t *testing.T, bin string, env []string, args ...string) (string, int) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	var out bytes.Buffer
+	code := runTo(t, bin, env, &out, &out, args...)
+	return out.String(), code
+}
+
+// runTo runs a service binary with a minimal environment plus env, writing
+// to stdout and stderr, and returns its exit code.
+func runTo(t *testing.T, bin string, env []string, stdout, stderr io.Writer, args ...string) int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}, env...)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.Stdout, cmd.Stderr = stdout, stderr
 	cmd.WaitDelay = 5 * time.Second
 	err := cmd.Run()
 	if ctx.Err() != nil {
-		t.Fatalf("%s %s did not finish within 20s (does it start the service instead?):\n%s", filepath.Base(bin), strings.Join(args, " "), out.String())
+		t.Fatalf("%s %s did not finish within 60s (does it start the service instead?)", filepath.Base(bin), strings.Join(args, " "))
 	}
 	var exitErr *exec.ExitError
 	switch {
 	case err == nil:
-		return out.String(), 0
+		return 0
 	case errors.As(err, &exitErr):
-		return out.String(), exitErr.ExitCode()
+		return exitErr.ExitCode()
 	default:
 		t.Fatalf("run %s: %v", bin, err)
-		return "", -1
+		return -1
 	}
 }
 

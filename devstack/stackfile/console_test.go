@@ -10,7 +10,8 @@ import (
 
 // consoleConfig is the part of the Redpanda Console v3 configuration the
 // stack sets. In v3, schemaRegistry is a top-level block; v2 had it under
-// kafka, where v3 ignores it (Console would then show Avro values undecoded).
+// kafka, a key v3 refuses (Console then does not start). Decoding with
+// KnownFields mirrors that strictness for the keys this struct knows.
 type consoleConfig struct {
 	Kafka struct {
 		Brokers        []string       `yaml:"brokers"`

@@ -154,8 +154,8 @@ func TestDockerfileStages(t *testing.T) {
 	}
 
 	runtime := stages[1]
-	if runtime.image != "gcr.io/distroless/static-debian12:nonroot" {
-		t.Errorf("runtime image = %q, want gcr.io/distroless/static-debian12:nonroot", runtime.image)
+	if runtime.image != "gcr.io/distroless/static-debian13:nonroot" {
+		t.Errorf("runtime image = %q, want gcr.io/distroless/static-debian13:nonroot", runtime.image)
 	}
 }
 
@@ -398,6 +398,7 @@ func TestDockerignoreKeepsWhatTheBuildNeeds(t *testing.T) {
 		".git", ".git/HEAD", ".devstack/data.db", "devstack/.devstack/x",
 		"producer/producer.test", "devstack/stackfile/compose_test.go", "schemas/testdata/corpus/a",
 		"docker-compose.yml", "Dockerfile", "README.md", "redpanda/init.sh",
+		"compose.cluster.yml", "mongo/rs-init.sh", "observability/prometheus/prometheus.yml",
 	} {
 		if !excluded(rel) {
 			t.Errorf(".dockerignore keeps %s in the build context", rel)

@@ -23,8 +23,10 @@ import (
 func TestMain(m *testing.M) {
 	code := m.Run()
 	removeBinaries()
-	if fakeRPKDir != "" {
-		_ = os.RemoveAll(fakeRPKDir)
+	for _, dir := range []string{fakeRPKDir, fakeMongoshDir} {
+		if dir != "" {
+			_ = os.RemoveAll(dir)
+		}
 	}
 	os.Exit(code)
 }
@@ -178,7 +180,7 @@ func TestInitScriptSetsUpAFreshCluster(t *testing.T) {
 	if err != nil {
 		t.Fatalf("init.sh: %v\n%s", err, out)
 	}
-	want := map[string]int{schemas.Topic: schemas.Partitions, schemas.DLQTopic: 1}
+	want := map[string]int{schemas.Topic: schemas.Partitions, schemas.DLQTopic: schemas.DLQPartitions}
 	if fmt.Sprint(s.Topics) != fmt.Sprint(want) {
 		t.Errorf("topics = %v, want %v\n%s", s.Topics, want, out)
 	}
@@ -279,8 +281,9 @@ func TestInitScriptCases(t *testing.T) {
 			wantErr: "failed 5 times",
 		},
 		{
-			name: "replicas for a three-broker cluster",
-			env:  []string{"REPLICAS=3"},
+			name:  "replicas for a three-broker cluster",
+			setup: func(s *fakerpk.State) { s.Brokers = 3 },
+			env:   []string{"REPLICAS=3"},
 			check: func(t *testing.T, s *fakerpk.State) {
 				if s.Replicas[schemas.Topic] != 3 || s.Replicas[schemas.DLQTopic] != 3 {
 					t.Errorf("replicas = %v, want 3", s.Replicas)

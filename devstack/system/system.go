@@ -66,6 +66,7 @@ type System struct {
 	consumers []*procs.Proc
 	gateway   *procs.Proc
 	nextID    int
+	opsAddr   map[*procs.Proc]string // HTTP_ADDR of each service process
 }
 
 // Start builds the services, starts the infrastructure, then the services.
@@ -195,7 +196,32 @@ func (s *System) start(service, name, addr string, env []string, restart bool) (
 		return nil, err
 	}
 	s.log.Info("started", "service", name, "pid", p.Pid(), "http", "http://"+addr)
+	s.mu.Lock()
+	if s.opsAddr == nil {
+		s.opsAddr = map[*procs.Proc]string{}
+	}
+	s.opsAddr[p] = addr
+	s.mu.Unlock()
 	return p, nil
+}
+
+// OpsURL is the base URL of a service process's HTTP server: /healthz,
+// /readyz and /metrics (for the gateway, also the API). Empty for a process
+// this system did not start.
+func (s *System) OpsURL(p *procs.Proc) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if addr, ok := s.opsAddr[p]; ok {
+		return "http://" + addr
+	}
+	return ""
+}
+
+// Gateway is the gateway process.
+func (s *System) Gateway() *procs.Proc {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.gateway
 }
 
 func waitHealthy(p *procs.Proc, url string, within time.Duration) error {

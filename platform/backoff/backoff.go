@@ -4,6 +4,9 @@ package backoff
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"time"
 )
@@ -63,3 +66,47 @@ func Retry(ctx context.Context, b *Backoff, retryable func(error) bool, fn func(
 		}
 	}
 }
+
+// WaitReady calls probe with backoff until it succeeds, for at most
+// timeout (STARTUP_TIMEOUT; a deadline of ctx counts as that timeout too):
+// the one startup policy of every service. fatal classifies a failure: a
+// non-nil result is an error that waiting cannot cure (refused
+// credentials, an untrusted certificate, a URL that is no registry),
+// returned at once. Anything else is retried and logged as "<what> not
+// ready, retrying"; when time is up the error says "<what> not ready
+// within STARTUP_TIMEOUT=<timeout>" and wraps the last real cause (not the
+// deadline that cut the last attempt short). If ctx is canceled first
+// (stopped while starting), it returns ctx.Err().
+func WaitReady(ctx context.Context, log *slog.Logger, what string, timeout time.Duration, fatal func(error) error, probe func(context.Context) error) error {
+	wctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	b := &Backoff{Min: 200 * time.Millisecond, Max: 5 * time.Second}
+	var cause error
+	for {
+		actx, cancelAttempt := context.WithTimeout(wctx, attemptTimeout)
+		err := probe(actx)
+		cancelAttempt()
+		if err == nil {
+			return nil
+		}
+		if ferr := fatal(err); ferr != nil {
+			return ferr
+		}
+		if cause == nil || wctx.Err() == nil || !errors.Is(err, context.DeadlineExceeded) {
+			cause = err
+		}
+		if wctx.Err() == nil {
+			log.Warn(what+" not ready, retrying", "attempt", b.Attempts()+1, "err", err)
+		}
+		if b.Wait(wctx) != nil {
+			if errors.Is(ctx.Err(), context.Canceled) {
+				return ctx.Err()
+			}
+			return fmt.Errorf("%s not ready within STARTUP_TIMEOUT=%s: %w", what, timeout, cause)
+		}
+	}
+}
+
+// attemptTimeout bounds one startup probe, so that a retry (and its log
+// line) comes at least this often while a dependency is down.
+const attemptTimeout = 5 * time.Second

@@ -1,7 +1,13 @@
-// Package cli is the command-line contract every commentflow service keeps:
-// exit codes (0 ok, 1 runtime failure, 2 bad configuration or usage), errors
-// reported as one line on stderr, `<service> --version`, and the
-// `<service> healthcheck` subcommand used by distroless Docker healthchecks.
+// Package cli is the command-line contract every commentflow service keeps,
+// in one place: Main owns the arguments, `--help`, `--version`, the
+// `healthcheck` subcommand used by distroless Docker healthchecks, the
+// LOG_LEVEL variable and the one startup log line, exit codes (0 ok, 1
+// runtime failure, 2 bad configuration or usage) and errors reported as one
+// line on stderr, and tracing: the OTEL_* switches declared with the
+// service's settings, the telemetry started before the service runs and its
+// spans flushed after (platform/telemetry). A service supplies only a
+// Service: its name, the default address of its HTTP server, its
+// configuration declaration and its run.
 package cli
 
 import (
@@ -9,14 +15,138 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
+	"os"
+	"os/signal"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
+	"time"
 
 	"github.com/commentflow/commentflow/platform/config"
+	"github.com/commentflow/commentflow/platform/logging"
 	"github.com/commentflow/commentflow/platform/ops"
+	"github.com/commentflow/commentflow/platform/telemetry"
 )
+
+// Service is what a service supplies to Main; C is its configuration.
+type Service[C any] struct {
+	Name        string // the program's name: logs, errors, --help
+	DefaultAddr string // default HTTP_ADDR, probed by `healthcheck`
+	// Declare adds the service's variables to s, bound to cfg's fields.
+	// LOG_LEVEL is Main's own.
+	Declare func(cfg *C, s *config.Set)
+	// Validate checks what single variables cannot (combinations); nil
+	// for none. Its error is a usage error.
+	Validate func(cfg *C) error
+	// Run is the service: it returns nil after a clean stop (ctx done).
+	Run func(ctx context.Context, cfg *C, env Env) error
+	// ShutdownTimeout is the service's SHUTDOWN_TIMEOUT: how long Main
+	// lets the spans still buffered when Run returns reach the exporter.
+	// Nil: DefaultShutdownTimeout.
+	ShutdownTimeout func(cfg *C) time.Duration
+}
+
+// DefaultShutdownTimeout bounds the final flush of spans of a Service
+// without a ShutdownTimeout.
+const DefaultShutdownTimeout = 10 * time.Second
+
+// Env is what Main hands a service's Run besides its configuration.
+type Env struct {
+	Version string
+	Log     *slog.Logger // JSON on stdout at LOG_LEVEL, "service" attribute set
+	Stdout  io.Writer
+	Stderr  io.Writer // for a human watching (progress), never errors
+	// Telemetry is the service's tracing (OTEL_*); nil when off, and
+	// then every method does nothing. Main flushes it after Run returns.
+	Telemetry *telemetry.Telemetry
+}
+
+// Exit runs svc as the process: os.Args, os.Getenv, stdout and stderr,
+// stopped gracefully by SIGINT or SIGTERM. It does not return.
+func Exit[C any](svc Service[C], version string) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := Main(ctx, svc, version, os.Args, os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// Main runs svc with the process's arguments (args[0] is the program
+// name) and returns its exit code, having written any error as one line on
+// stderr.
+func Main[C any](ctx context.Context, svc Service[C], version string, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	if len(args) > 0 {
+		args = args[1:]
+	}
+	if ops.IsHealthcheck(args) {
+		return healthcheck(ctx, svc.Name, svc.DefaultAddr, args[1:], getenv, stdout, stderr)
+	}
+	return Report(stderr, svc.Name, Run(ctx, svc, version, args, getenv, stdout, stderr))
+}
+
+// Run is Main without the exit code: args are the flags (without the
+// program name). It prints --version and --help to stdout (returning nil),
+// parses and validates the configuration (a *config.Error or UsageError
+// when bad), logs one "starting" line with the version and the
+// configuration (secrets masked), starts tracing, runs the service, and
+// then flushes its spans within the service's SHUTDOWN_TIMEOUT.
+func Run[C any](ctx context.Context, svc Service[C], version string, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if IsVersion(args) {
+		fmt.Fprintln(stdout, svc.Name, version)
+		return nil
+	}
+	var cfg C
+	var level string
+	var tc telemetry.Config
+	set := config.New(svc.Name)
+	svc.Declare(&cfg, set)
+	set.Enum(&level, "LOG_LEVEL", "info", "log level", "debug", "info", "warn", "error")
+	tc.Declare(set)
+	if err := set.Parse(args, getenv); err != nil {
+		if errors.Is(err, config.ErrHelp) {
+			set.Usage(stdout)
+			return nil
+		}
+		return Usage(err)
+	}
+	if svc.Validate != nil {
+		if err := svc.Validate(&cfg); err != nil {
+			return Usage(err)
+		}
+	}
+	log, err := logging.New(stdout, level, svc.Name)
+	if err != nil {
+		return Usage(config.Errorf("LOG_LEVEL", "%v", err))
+	}
+	log.Info("starting", "version", version, slog.Group("config", set.Attrs()...))
+	tel, err := telemetry.Start(ctx, svc.Name, version, tc)
+	if err != nil {
+		return Usage(err)
+	}
+	if tel.On() {
+		log.Info("tracing on", "endpoint", tc.Where())
+	}
+	err = svc.Run(ctx, &cfg, Env{Version: version, Log: log, Stdout: stdout, Stderr: stderr, Telemetry: tel})
+	// Run has closed its clients: the spans of its last work are buffered
+	// and go out now, within SHUTDOWN_TIMEOUT.
+	timeout := DefaultShutdownTimeout
+	if svc.ShutdownTimeout != nil {
+		timeout = svc.ShutdownTimeout(&cfg)
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+	if ferr := tel.Shutdown(sctx); ferr != nil {
+		log.Warn("flushing traces", "err", ferr)
+	}
+	cancel()
+	if err != nil {
+		log.Error("stopped", "err", err)
+		return err
+	}
+	log.Info("stopped")
+	return nil
+}
 
 // Exit codes.
 const (
@@ -92,20 +222,25 @@ func HostPort(addr string) error {
 	return nil
 }
 
-// Healthcheck is the `<service> healthcheck` subcommand: it probes the
+// healthcheck is the `<service> healthcheck` subcommand: it probes the
 // /healthz of the service listening on HTTP_ADDR (or --http-addr, default
 // defaultAddr) and returns 0 healthy, 1 not, 2 bad usage. args are the
 // subcommand's own arguments.
-func Healthcheck(ctx context.Context, service, defaultAddr string, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+func healthcheck(ctx context.Context, service, defaultAddr string, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	var addr string
-	set := config.New(service + " healthcheck")
+	name := service + " healthcheck"
+	set := config.New(name)
 	set.String(&addr, "HTTP_ADDR", defaultAddr, "listen address of the "+service+" to probe", HostPort)
 	if err := set.Parse(args, getenv); err != nil {
 		if errors.Is(err, config.ErrHelp) {
 			set.Usage(stdout)
 			return ExitOK
 		}
-		return Report(stderr, service+" healthcheck", Usage(err))
+		return Report(stderr, name, Usage(err))
 	}
-	return ops.Healthcheck(ctx, addr, stdout, stderr)
+	if err := ops.Healthcheck(ctx, addr); err != nil {
+		return Report(stderr, name, err)
+	}
+	fmt.Fprintln(stdout, "healthy")
+	return ExitOK
 }

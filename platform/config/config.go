@@ -275,7 +275,7 @@ func lookup(getenv func(string) string, name string) (string, bool) {
 // Usage writes the service's variables with their flags, defaults and
 // descriptions.
 func (s *Set) Usage(w io.Writer) {
-	fmt.Fprintf(w, "Usage: %s [flags]\n       %s healthcheck\n\n", s.name, s.name)
+	fmt.Fprintf(w, "Usage: %s [flags]\n       %s healthcheck [--http-addr ADDR]\n       %s --version\n\n", s.name, s.name, s.name)
 	fmt.Fprintf(w, "Configuration comes from environment variables; a flag overrides its variable.\n\n")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "VARIABLE\tFLAG\tDEFAULT\tDESCRIPTION")
@@ -307,27 +307,30 @@ func (s *Set) Attrs() []any {
 		if v.secret && val != "" {
 			val = "*****"
 		}
-		out = append(out, slog.String(v.name, maskURL(val)))
+		out = append(out, slog.String(v.name, MaskPassword(val, val)))
 	}
 	return out
 }
 
-// maskURL hides a password embedded in a URL (mongodb://user:pass@host).
-func maskURL(v string) string {
-	scheme := strings.Index(v, "://")
+// MaskPassword hides the password of the URL uri (scheme://user:pass@...,
+// also with several hosts, as MongoDB URIs have) wherever it appears in
+// msg: a value to log, or an error message that quotes the URL. It is the
+// one masking function of the services.
+func MaskPassword(msg, uri string) string {
+	scheme := strings.Index(uri, "://")
 	if scheme < 0 {
-		return v
+		return msg
 	}
-	rest := v[scheme+3:]
+	rest := uri[scheme+3:]
 	at := strings.LastIndex(rest, "@")
 	if slash := strings.Index(rest, "/"); at < 0 || (slash >= 0 && slash < at) {
-		return v
+		return msg
 	}
-	userinfo := rest[:at]
-	if colon := strings.Index(userinfo, ":"); colon >= 0 {
-		return v[:scheme+3] + userinfo[:colon] + ":*****" + rest[at:]
+	_, pass, ok := strings.Cut(rest[:at], ":")
+	if !ok || pass == "" {
+		return msg
 	}
-	return v
+	return strings.ReplaceAll(msg, pass, "*****")
 }
 
 // Min is a check that an integer is at least lo.

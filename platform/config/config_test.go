@@ -133,3 +133,19 @@ func TestHelpUsageAndMasking(t *testing.T) {
 		t.Fatalf("masked uri missing: %s", line)
 	}
 }
+
+func TestMaskPassword(t *testing.T) {
+	for in, want := range map[string]string{
+		"mongodb://u:pw@h1:27017,h2:27017/db": "mongodb://u:*****@h1:27017,h2:27017/db",
+		"http://reg:8081":                     "http://reg:8081",
+		"http://user@reg:8081":                "http://user@reg:8081",
+		"https://h/path@x":                    "https://h/path@x",
+	} {
+		if got := config.MaskPassword(in, in); got != want {
+			t.Errorf("MaskPassword(%q) = %q, want %q", in, got, want)
+		}
+	}
+	if got := config.MaskPassword("dial mongodb://u:s3cr3t@h failed: s3cr3t", "mongodb://u:s3cr3t@h"); strings.Contains(got, "s3cr3t") {
+		t.Errorf("MaskPassword left the password in %q", got)
+	}
+}

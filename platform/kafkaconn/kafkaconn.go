@@ -18,11 +18,15 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sasl/plain"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 	"github.com/twmb/franz-go/pkg/sr"
+	"github.com/twmb/franz-go/plugin/kprom"
 
+	"github.com/commentflow/commentflow/platform/backoff"
 	"github.com/commentflow/commentflow/platform/config"
 )
 
@@ -147,6 +151,13 @@ func (c *Config) tlsConfig() (*tls.Config, error) {
 	return tc, nil
 }
 
+// Metrics is franz-go's client metrics (kprom) on reg, named
+// commentflow_<service>_kafka_*. Give it to one client per registry: a
+// second client would register the same series again.
+func Metrics(service string, reg prometheus.Registerer) kgo.Opt {
+	return kgo.WithHooks(kprom.NewMetrics("commentflow", kprom.Subsystem(service+"_kafka"), kprom.Registerer(reg)))
+}
+
 // KafkaOpts are the franz-go options for the brokers, TLS and SASL.
 func (c *Config) KafkaOpts(log *slog.Logger) ([]kgo.Opt, error) {
 	opts := []kgo.Opt{kgo.SeedBrokers(c.Brokers...)}
@@ -206,6 +217,46 @@ func RegistryMisconfigured(url string, err error) error {
 		return config.Errorf("SCHEMA_REGISTRY_URL", "%s does not look like a schema registry: %v", url, err)
 	}
 	return nil
+}
+
+// Fatal classifies a startup failure of the brokers or the registry: it
+// returns the error naming the variable to fix when waiting cannot cure
+// it (refused credentials or permissions, an untrusted certificate, a URL
+// that is no schema registry), and nil when it may heal (unreachable, not
+// ready yet).
+func (c *Config) Fatal(err error) error {
+	brokers := strings.Join(c.Brokers, ",")
+	switch {
+	case errors.Is(err, kerr.SaslAuthenticationFailed),
+		errors.Is(err, kerr.IllegalSaslState),
+		errors.Is(err, kerr.UnsupportedSaslMechanism):
+		return config.Errorf("KAFKA_SASL_USERNAME", "the brokers at %s refused the credentials: %v", brokers, err)
+	case errors.Is(err, kerr.TopicAuthorizationFailed),
+		errors.Is(err, kerr.GroupAuthorizationFailed),
+		errors.Is(err, kerr.ClusterAuthorizationFailed):
+		return config.Errorf("KAFKA_SASL_USERNAME", "the brokers at %s refused access to this user: %v", brokers, err)
+	case untrustedCert(err):
+		return config.Errorf("KAFKA_TLS_CA_FILE", "the certificate of %s is not trusted: %v", brokers, err)
+	}
+	return RegistryMisconfigured(c.RegistryURL, err)
+}
+
+// WaitReady calls probe (a check of the brokers, the registry, or both)
+// with backoff until it succeeds, for at most timeout (STARTUP_TIMEOUT),
+// with Fatal's classification: what waiting cannot cure exits 2 at once,
+// the rest is retried and, when time is up, reported with its last cause.
+func (c *Config) WaitReady(ctx context.Context, log *slog.Logger, what string, timeout time.Duration, probe func(context.Context) error) error {
+	return backoff.WaitReady(ctx, log, what, timeout, c.Fatal, probe)
+}
+
+// untrustedCert reports a server certificate that does not verify: an
+// unknown authority, a wrong host name, an expired certificate.
+func untrustedCert(err error) bool {
+	var ua x509.UnknownAuthorityError
+	var he x509.HostnameError
+	var ci x509.CertificateInvalidError
+	var tv *tls.CertificateVerificationError
+	return errors.As(err, &ua) || errors.As(err, &he) || errors.As(err, &ci) || errors.As(err, &tv)
 }
 
 // kgoLogger sends franz-go's logs to slog: warnings and errors, or

@@ -1,7 +1,13 @@
 // Package ops is the operational HTTP surface every commentflow service
 // exposes: /healthz (the process is alive), /readyz (its dependencies are
 // usable, by named check), /metrics (Prometheus), plus graceful serving and
-// the `healthcheck` subcommand used by distroless Docker healthchecks.
+// the probe behind the `healthcheck` subcommand used by distroless Docker
+// healthchecks.
+//
+// Start brings it all up the same way for every service. Metrics follow one
+// naming scheme: commentflow_build_info{service,version}, the Go runtime
+// and process collectors (go_*, process_*), and the service's own series,
+// all named commentflow_<service>_<metric> (Prefix).
 package ops
 
 import (
@@ -80,18 +86,99 @@ func (r *Readiness) Check(ctx context.Context) (map[string]error, bool) {
 	return out, ok
 }
 
-// Ready reports whether every check passes.
-func (r *Readiness) Ready(ctx context.Context) bool {
-	_, ok := r.Check(ctx)
-	return ok
-}
-
 // NewRegistry is a Prometheus registry with the Go runtime and process
 // collectors. Services use their own registry, never the global one.
 func NewRegistry() *prometheus.Registry {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return reg
+}
+
+// Prefix is the start of every metric name of service's own:
+// "commentflow_<service>_".
+func Prefix(service string) string { return "commentflow_" + service + "_" }
+
+// BuildInfo is commentflow_build_info: always 1, labeled with the
+// service and its version.
+func BuildInfo(service, version string) prometheus.Collector {
+	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name:        "commentflow_build_info",
+		Help:        "Always 1; the labels name the service and its running build.",
+		ConstLabels: prometheus.Labels{"service": service, "version": version},
+	}, func() float64 { return 1 })
+}
+
+// Options are what Start needs.
+type Options struct {
+	Service         string
+	Version         string
+	Addr            string // HTTP_ADDR
+	ShutdownTimeout time.Duration
+	Log             *slog.Logger
+	Pending         []string // readiness checks not ready until Set
+	// Handler, if set, builds what the server serves from the registry and
+	// readiness (the gateway serves its API beside the ops endpoints);
+	// nil serves Handler(reg, ready).
+	Handler func(reg *prometheus.Registry, ready *Readiness) (http.Handler, error)
+	// Tune, if set, adjusts the server (timeouts) before it listens.
+	Tune func(*http.Server)
+}
+
+// Ops is a running ops server.
+type Ops struct {
+	Registry *prometheus.Registry
+	Ready    *Readiness
+	Addr     net.Addr // the bound address (the real port when :0 was asked)
+
+	stop context.CancelFunc
+	done chan struct{}
+	err  error
+}
+
+// Start builds the registry (commentflow_build_info, Go and process
+// collectors) and the readiness, binds Addr now (a port conflict is a
+// startup error) and serves until Stop: the server outlives ctx, so
+// /healthz keeps answering while the service finishes its work.
+func Start(ctx context.Context, o Options) (*Ops, error) {
+	reg := NewRegistry()
+	reg.MustRegister(BuildInfo(o.Service, o.Version))
+	ready := NewReadiness(o.Pending...)
+	reg.MustRegister(ready.Collector(o.Service))
+	h := Handler(reg, ready)
+	if o.Handler != nil {
+		var err error
+		if h, err = o.Handler(reg, ready); err != nil {
+			return nil, err
+		}
+	}
+	srv := Server(o.Addr, h, o.Log)
+	if o.Tune != nil {
+		o.Tune(srv)
+	}
+	ln, err := Listen(srv)
+	if err != nil {
+		return nil, err
+	}
+	o.Log.Info("listening", "addr", ln.Addr().String())
+	sctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	s := &Ops{Registry: reg, Ready: ready, Addr: ln.Addr(), stop: stop, done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		s.err = Serve(sctx, srv, ln, o.ShutdownTimeout)
+	}()
+	return s, nil
+}
+
+// Done is closed when the server has stopped: after Stop, or when serving
+// failed.
+func (s *Ops) Done() <-chan struct{} { return s.done }
+
+// Stop shuts the server down gracefully (within the shutdown timeout) and
+// returns what serving failed with, if anything.
+func (s *Ops) Stop() error {
+	s.stop()
+	<-s.done
+	return s.err
 }
 
 // HealthzHandler answers 200 while the process serves HTTP.
@@ -201,38 +288,65 @@ func HealthcheckURL(addr string) (string, error) {
 	return "http://" + net.JoinHostPort(host, port) + "/healthz", nil
 }
 
-// Healthcheck probes the service's own /healthz and returns the exit code
-// for `<service> healthcheck`: 0 healthy, 1 not.
-func Healthcheck(ctx context.Context, addr string, stdout, stderr io.Writer) int {
+// Healthcheck probes the service's own /healthz on addr: nil when it
+// answers 200.
+func Healthcheck(ctx context.Context, addr string) error {
 	url, err := HealthcheckURL(addr)
 	if err != nil {
-		fmt.Fprintln(stderr, "healthcheck:", err)
-		return 1
+		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		fmt.Fprintln(stderr, "healthcheck:", err)
-		return 1
+		return err
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		fmt.Fprintln(stderr, "healthcheck:", err)
-		return 1
+		return err
 	}
 	defer func() { _ = resp.Body.Close() }()
 	_, _ = io.Copy(io.Discard, resp.Body)
 	if resp.StatusCode != http.StatusOK {
-		fmt.Fprintf(stderr, "healthcheck: %s answered %s\n", url, resp.Status)
-		return 1
+		return fmt.Errorf("%s answered %s", url, resp.Status)
 	}
-	fmt.Fprintln(stdout, "healthy")
-	return 0
+	return nil
 }
 
 // IsHealthcheck reports whether args (without the program name) ask for
 // the healthcheck subcommand.
 func IsHealthcheck(args []string) bool {
 	return len(args) > 0 && slices.Contains([]string{"healthcheck", "health"}, strings.ToLower(args[0]))
+}
+
+// CheckNames checks a /metrics body (Prometheus text format) of service
+// against the naming scheme: commentflow_build_info is there, and every
+// other metric is the service's own (Prefix(service)) or a client
+// library's standard collector (go_, process_, promhttp_). It returns an
+// error listing what does not fit.
+func CheckNames(service, body string) error {
+	var bad []string
+	build := false
+	for line := range strings.Lines(body) {
+		f := strings.Fields(line)
+		if len(f) < 3 || f[0] != "#" || f[1] != "TYPE" {
+			continue
+		}
+		name := f[2]
+		switch {
+		case name == "commentflow_build_info":
+			build = true
+		case strings.HasPrefix(name, Prefix(service)),
+			strings.HasPrefix(name, "go_"), strings.HasPrefix(name, "process_"), strings.HasPrefix(name, "promhttp_"):
+		default:
+			bad = append(bad, name)
+		}
+	}
+	switch {
+	case !build:
+		return fmt.Errorf("%s: no commentflow_build_info", service)
+	case len(bad) > 0:
+		return fmt.Errorf("%s: metrics outside %s*: %s", service, Prefix(service), strings.Join(bad, ", "))
+	}
+	return nil
 }

@@ -1,7 +1,6 @@
 package ops_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -72,16 +71,15 @@ func TestServeAndHealthcheck(t *testing.T) {
 	go func() { done <- ops.Serve(ctx, srv, ln, 5*time.Second) }()
 
 	addr := ln.Addr().String()
-	var out, errb bytes.Buffer
-	if code := ops.Healthcheck(context.Background(), addr, &out, &errb); code != 0 {
-		t.Fatalf("healthcheck exit %d: %s", code, errb.String())
+	if err := ops.Healthcheck(context.Background(), addr); err != nil {
+		t.Fatalf("healthcheck: %v", err)
 	}
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("serve: %v", err)
 	}
-	if code := ops.Healthcheck(context.Background(), addr, &out, &errb); code != 1 {
-		t.Fatalf("healthcheck of a stopped server: exit %d, want 1", code)
+	if err := ops.Healthcheck(context.Background(), addr); err == nil {
+		t.Fatal("healthcheck of a stopped server passed")
 	}
 	for in, want := range map[string]string{":9091": "http://127.0.0.1:9091/healthz", "0.0.0.0:80": "http://127.0.0.1:80/healthz", "[::]:1": "http://127.0.0.1:1/healthz", "10.0.0.1:5": "http://10.0.0.1:5/healthz"} {
 		if got, err := ops.HealthcheckURL(in); err != nil || got != want {
@@ -91,4 +89,46 @@ func TestServeAndHealthcheck(t *testing.T) {
 	if !ops.IsHealthcheck([]string{"healthcheck"}) || ops.IsHealthcheck([]string{"--help"}) || ops.IsHealthcheck(nil) {
 		t.Error("IsHealthcheck")
 	}
+}
+
+// Start serves the ops endpoints with commentflow_build_info and the
+// standard collectors, under one naming scheme, and outlives ctx until Stop.
+func TestStartAndNamingScheme(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	o, err := ops.Start(ctx, ops.Options{Service: "svc", Version: "v9", Addr: "127.0.0.1:0",
+		ShutdownTimeout: 5 * time.Second, Log: slog.New(slog.DiscardHandler), Pending: []string{"db"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.Registry.MustRegister(prometheus.NewCounter(prometheus.CounterOpts{Name: ops.Prefix("svc") + "things_total", Help: "x"}))
+	cancel() // the server outlives ctx
+	body := func() (int, string) {
+		resp, err := http.Get("http://" + o.Addr.String() + "/metrics") //nolint:noctx // a test
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = resp.Body.Close() }()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	code, m := body()
+	if code != 200 || !strings.Contains(m, `commentflow_build_info{service="svc",version="v9"} 1`) || !strings.Contains(m, "go_goroutines") || !strings.Contains(m, "process_") {
+		t.Fatalf("/metrics %d:\n%s", code, m)
+	}
+	if err := ops.CheckNames("svc", m); err != nil {
+		t.Error(err)
+	}
+	if err := ops.CheckNames("other", m); err == nil || !strings.Contains(err.Error(), "commentflow_svc_things_total") {
+		t.Errorf("CheckNames of another service's metrics: %v", err)
+	}
+	if err := ops.CheckNames("svc", "# TYPE gateway_http_requests_total counter\n"); err == nil {
+		t.Error("CheckNames passed a body without commentflow_build_info")
+	}
+	if states, ok := o.Ready.Check(context.Background()); ok || states["db"] == nil {
+		t.Errorf("readiness %v before Set", states)
+	}
+	if err := o.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	<-o.Done()
 }

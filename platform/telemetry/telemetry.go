@@ -58,7 +58,8 @@ type Telemetry struct {
 
 // Config is how tracing is switched on and where spans go: the standard
 // variables, declared with the service's other settings (--help, the
-// startup log). The SDK reads the other standard variables itself.
+// startup log) by platform/cli, for every service alike. The SDK reads the
+// other standard variables itself.
 type Config struct {
 	Endpoint       string // OTEL_EXPORTER_OTLP_ENDPOINT
 	TracesEndpoint string // OTEL_EXPORTER_OTLP_TRACES_ENDPOINT

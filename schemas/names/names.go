@@ -13,6 +13,8 @@ const (
 	Subject = Topic + "-value"
 	// Partitions is the partition count of Topic.
 	Partitions = 3
+	// DLQPartitions is the partition count of DLQTopic.
+	DLQPartitions = 1
 	// ConsumerGroup is the group of the consumer replicas.
 	ConsumerGroup = "comments-writer"
 	// Database holds the stored comments in MongoDB.

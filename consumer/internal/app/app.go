@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"time"
@@ -19,11 +18,9 @@ import (
 	"github.com/commentflow/commentflow/consumer/internal/dlq"
 	"github.com/commentflow/commentflow/consumer/internal/ingest"
 	"github.com/commentflow/commentflow/consumer/internal/store"
-	"github.com/commentflow/commentflow/platform/backoff"
 	"github.com/commentflow/commentflow/platform/cli"
-	"github.com/commentflow/commentflow/platform/config"
 	"github.com/commentflow/commentflow/platform/kafkaconn"
-	"github.com/commentflow/commentflow/platform/logging"
+	"github.com/commentflow/commentflow/platform/mongoconn"
 	"github.com/commentflow/commentflow/platform/ops"
 	"github.com/commentflow/commentflow/platform/telemetry"
 	"github.com/commentflow/commentflow/schemas"
@@ -31,119 +28,36 @@ import (
 
 const service = "consumer"
 
-// Main runs the consumer with the process's arguments (args[0] is the
-// program name) and returns its exit code: 0 ok (also after SIGTERM), 2 bad
-// configuration or usage, 1 a runtime failure.
-func Main(ctx context.Context, version string, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-	if len(args) > 0 {
-		args = args[1:]
-	}
-	if ops.IsHealthcheck(args) {
-		return cli.Healthcheck(ctx, service, DefaultHTTPAddr, args[1:], getenv, stdout, stderr)
-	}
-	if cli.IsVersion(args) {
-		fmt.Fprintln(stdout, service, version)
-		return cli.ExitOK
-	}
-	return cli.Report(stderr, service, Run(ctx, version, args, getenv, stdout, stderr))
+// Service is the consumer for cli.Main.
+func Service() cli.Service[Config] {
+	return cli.Service[Config]{Name: service, DefaultAddr: DefaultHTTPAddr, Declare: (*Config).declare,
+		Validate: (*Config).validate, Run: run,
+		ShutdownTimeout: func(c *Config) time.Duration { return c.ShutdownTimeout }}
 }
 
-// Run is the consumer: it returns nil after a clean shutdown (ctx done),
-// config.ErrHelp after printing --help, a cli.UsageError for bad configuration,
-// or the runtime failure. args are the flags (without the program name).
-// Logs go to stdout; nothing is written to stderr: errors are returned,
-// and Main prints them.
-func Run(ctx context.Context, version string, args []string, getenv func(string) string, stdout, _ io.Writer) error {
-	var cfg Config
-	set := config.New(service)
-	cfg.declare(set)
-	if err := set.Parse(args, getenv); err != nil {
-		if errors.Is(err, config.ErrHelp) {
-			set.Usage(stdout)
-			return err
-		}
-		return cli.Usage(err)
-	}
-	if err := cfg.validate(); err != nil {
-		return cli.Usage(err)
-	}
-	log, err := logging.New(stdout, cfg.LogLevel, service)
-	if err != nil {
-		return cli.Usage(config.Errorf("LOG_LEVEL", "%v", err))
-	}
-	log.Info("starting", "version", version, slog.Group("config", set.Attrs()...))
-	tel, err := telemetry.Start(ctx, service, version, cfg.Telemetry)
-	if err != nil {
-		return cli.Usage(err)
-	}
-	if tel.On() {
-		log.Info("tracing on", "endpoint", cfg.Telemetry.Where())
-	}
-	// Runs last: the spans of the last batch are exported too, within
-	// SHUTDOWN_TIMEOUT.
-	defer func() {
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
-		defer cancel()
-		if err := tel.Shutdown(sctx); err != nil {
-			log.Warn("flushing traces", "err", err)
-		}
-	}()
-
-	reg := ops.NewRegistry()
-	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Namespace: "commentflow", Subsystem: service, Name: "build_info",
-		Help: "Always 1; the version label is the running build.", ConstLabels: prometheus.Labels{"version": version},
-	}, func() float64 { return 1 }))
+// run is the consumer: it returns nil after a clean shutdown (ctx done)
+// or the failure.
+func run(ctx context.Context, cfg *Config, env cli.Env) error {
 	// Not ready until the loop runs; then ingest keeps the checks up to
-	// date.
-	ready := ops.NewReadiness(ingest.Checks...)
-
-	srv := ops.Server(cfg.HTTPAddr, ops.Handler(reg, ready), log)
-	ln, err := ops.Listen(srv)
+	// date. The ops server outlives ctx: /healthz keeps answering while
+	// the last batch is finished, and stops after the consumer.
+	o, err := ops.Start(ctx, ops.Options{
+		Service: service, Version: env.Version, Addr: cfg.HTTPAddr,
+		ShutdownTimeout: cfg.ShutdownTimeout, Log: env.Log, Pending: ingest.Checks,
+	})
 	if err != nil {
 		return err
 	}
-	log.Info("ops endpoints listening", "addr", ln.Addr().String())
-	// The ops server outlives ctx: /healthz keeps answering while the
-	// last batch is finished, and stops after the consumer.
-	httpCtx, stopHTTP := context.WithCancel(context.WithoutCancel(ctx))
-	httpDone := make(chan error, 1)
-	go func() { httpDone <- ops.Serve(httpCtx, srv, ln, cfg.ShutdownTimeout) }()
-
-	runErr := consume(ctx, cfg, log, reg, ready, tel)
-
-	stopHTTP()
-	if err := <-httpDone; err != nil && runErr == nil {
+	runErr := consume(ctx, *cfg, env.Log, o.Registry, o.Ready, env.Telemetry)
+	if err := o.Stop(); err != nil && runErr == nil {
 		runErr = err
 	}
-	if runErr != nil {
-		log.Error("stopped", "err", runErr)
-		return runErr
-	}
-	log.Info("stopped")
-	return nil
+	return runErr
 }
 
 // consume connects to everything and runs the ingest loop until ctx is
 // done.
 func consume(ctx context.Context, cfg Config, log *slog.Logger, reg *prometheus.Registry, ready *ops.Readiness, tel *telemetry.Telemetry) error {
-	st, err := store.Open(store.Config{
-		URI: cfg.MongoURI, Database: cfg.MongoDatabase, Collection: cfg.MongoCollection,
-		WriteConcern: cfg.MongoWriteConcern, AppName: "commentflow-" + service,
-		Monitor: tel.MongoMonitor(),
-	})
-	if err != nil {
-		return cli.Usage(config.Errorf("MONGODB_URI", "%v", err))
-	}
-	defer func() {
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		_ = st.Close(cctx)
-	}()
-	if !st.Acknowledged() {
-		log.Warn("MONGODB_WRITE_CONCERN=0: inserts are not acknowledged, so a failed write goes unnoticed and its offset is committed anyway")
-	}
-
 	kopts, err := cfg.Kafka.KafkaOpts(log)
 	if err != nil {
 		return cli.Usage(err)
@@ -159,36 +73,73 @@ func consume(ctx context.Context, cfg Config, log *slog.Logger, reg *prometheus.
 
 	// Wait for the dependencies the loop cannot do without. The registry
 	// is not one of them: while it is down, decoding waits and retries.
-	startCtx, cancel := context.WithTimeout(ctx, cfg.StartupTimeout)
-	defer cancel()
-	if err := waitFor(startCtx, log, "mongodb", st.EnsureIndexes); err != nil {
+	// The configuration is checked already, so a failure to open the
+	// client (a mongodb+srv:// name that does not resolve yet) is retried
+	// like any other.
+	var st *store.Store
+	defer func() {
+		if st == nil {
+			return
+		}
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = st.Close(cctx)
+	}()
+	if err := mongoconn.WaitReady(ctx, log, cfg.StartupTimeout, func(ctx context.Context) error {
+		if st == nil {
+			s, err := store.Open(store.Config{
+				URI: cfg.Mongo.URI, Database: cfg.Mongo.Database, Collection: cfg.Mongo.Collection,
+				WriteConcern: cfg.MongoWriteConcern, AppName: "commentflow-" + service,
+				Telemetry: tel,
+			})
+			if err != nil {
+				return err
+			}
+			st = s
+		}
+		return st.EnsureIndexes(ctx)
+	}); err != nil {
 		if ctx.Err() != nil {
 			return nil // stopped while starting
 		}
-		return fmt.Errorf("mongodb not usable within STARTUP_TIMEOUT=%s: %w", cfg.StartupTimeout, err)
+		return err
+	}
+	if !st.Acknowledged() {
+		log.Warn("MONGODB_WRITE_CONCERN=0: inserts are not acknowledged, so a failed write goes unnoticed and its offset is committed anyway")
 	}
 	ready.Set("mongodb", nil) // until ingest takes the check over
-	log.Info("mongodb ready", "database", cfg.MongoDatabase, "collection", cfg.MongoCollection)
-	if err := waitFor(startCtx, log, "kafka", func(ctx context.Context) error {
-		return checkTopics(ctx, kopts, cfg.Topic, cfg.DLQTopic)
+	log.Info("mongodb ready", "database", cfg.Mongo.Database, "collection", cfg.Mongo.Collection)
+	// The dead-letter writer asks the brokers for the topic's
+	// max.message.bytes, so it is made once the topics are there.
+	var w *dlq.Writer
+	defer func() {
+		if w != nil {
+			w.Close()
+		}
+	}()
+	if err := cfg.Kafka.WaitReady(ctx, log, "kafka", cfg.StartupTimeout, func(ctx context.Context) error {
+		if err := checkTopics(ctx, kopts, cfg.Topic, cfg.DLQTopic); err != nil {
+			return err
+		}
+		dw, err := dlq.NewWriter(ctx, kopts, cfg.DLQTopic, cfg.Group)
+		if err != nil {
+			return err
+		}
+		w = dw
+		return nil
 	}); err != nil {
 		if ctx.Err() != nil {
 			return nil
 		}
-		return fmt.Errorf("kafka not usable within STARTUP_TIMEOUT=%s: %w", cfg.StartupTimeout, err)
+		return err
 	}
 	ready.Set("kafka", nil)
 	log.Info("kafka ready", "topic", cfg.Topic, "dlq_topic", cfg.DLQTopic)
 
-	w, err := dlq.NewWriter(kopts, cfg.DLQTopic, cfg.Group)
-	if err != nil {
-		return err
-	}
-	defer w.Close()
-
 	c, err := ingest.New(ingest.Config{
 		Topic:           cfg.Topic,
 		Group:           cfg.Group,
+		InstanceID:      cfg.InstanceID,
 		BatchSize:       cfg.BatchSize,
 		BatchTimeout:    cfg.BatchTimeout,
 		MaxPollRecords:  cfg.MaxPollRecords,
@@ -196,7 +147,7 @@ func consume(ctx context.Context, cfg Config, log *slog.Logger, reg *prometheus.
 		SessionTimeout:  cfg.SessionTimeout,
 		ShutdownTimeout: cfg.ShutdownTimeout,
 	}, ingest.Deps{
-		KafkaOpts:    kopts,
+		KafkaOpts:    append(kopts, kafkaconn.Metrics(service, reg)),
 		Decoder:      schemas.NewDecoder(rc),
 		Store:        st,
 		DLQ:          w,
@@ -210,23 +161,6 @@ func consume(ctx context.Context, cfg Config, log *slog.Logger, reg *prometheus.
 		return err
 	}
 	return c.Run(ctx)
-}
-
-// waitFor retries fn with backoff until it succeeds or ctx is done.
-func waitFor(ctx context.Context, log *slog.Logger, what string, fn func(context.Context) error) error {
-	b := backoff.Default()
-	for {
-		actx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		err := fn(actx)
-		cancel()
-		if err == nil {
-			return nil
-		}
-		log.Warn("waiting for "+what, "attempt", b.Attempts()+1, "err", err)
-		if b.Wait(ctx) != nil {
-			return err
-		}
-	}
 }
 
 // checkTopics checks that the brokers answer and both topics exist. The

@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/commentflow/commentflow/consumer/internal/dlq"
+	"github.com/commentflow/commentflow/platform/ops"
 	"github.com/commentflow/commentflow/schemas"
 )
 
@@ -44,6 +45,15 @@ func TestExactlyOnceWithThreeInstances(t *testing.T) {
 	}
 	if int(stored) != len(want) || stored+dups != consumed {
 		t.Errorf("metrics: consumed %v, stored %v, duplicates %v; want stored %d = consumed - duplicates", consumed, stored, dups, len(want))
+	}
+	// Every service's metrics: commentflow_build_info, and only its own
+	// commentflow_consumer_* (the client's kprom series too) beside the
+	// standard collectors.
+	if err := ops.CheckNames("consumer", ins[0].scrape(t)); err != nil {
+		t.Error(err)
+	}
+	if ins[0].metric(t, "commentflow_consumer_kafka_fetch_bytes_total") == 0 {
+		t.Error("no Kafka client metrics (kprom) under commentflow_consumer_kafka_")
 	}
 	for _, in := range ins {
 		if err := in.stop(); err != nil {

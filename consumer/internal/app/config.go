@@ -2,31 +2,28 @@ package app
 
 import (
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/commentflow/commentflow/consumer/internal/store"
 	"github.com/commentflow/commentflow/platform/cli"
 	"github.com/commentflow/commentflow/platform/config"
 	"github.com/commentflow/commentflow/platform/kafkaconn"
-	"github.com/commentflow/commentflow/platform/telemetry"
+	"github.com/commentflow/commentflow/platform/mongoconn"
 	"github.com/commentflow/commentflow/schemas"
 )
 
 // Config is the consumer's configuration, read once at startup from
 // environment variables (or their flags).
 type Config struct {
-	Kafka     kafkaconn.Config // KAFKA_BROKERS, KAFKA_TLS*, KAFKA_SASL_*, SCHEMA_REGISTRY_*
-	Telemetry telemetry.Config // OTEL_*
+	Kafka kafkaconn.Config // KAFKA_BROKERS, KAFKA_TLS*, KAFKA_SASL_*, SCHEMA_REGISTRY_*
 
 	Topic          string
 	DLQTopic       string
 	Group          string
+	InstanceID     string
 	SessionTimeout time.Duration
 
-	MongoURI          string
-	MongoDatabase     string
-	MongoCollection   string
+	Mongo             mongoconn.Config // MONGODB_URI, MONGODB_DATABASE, MONGODB_COLLECTION
 	MongoWriteConcern string
 
 	BatchSize      int
@@ -35,7 +32,6 @@ type Config struct {
 	MaxPollRecords int
 
 	HTTPAddr        string
-	LogLevel        string
 	StartupTimeout  time.Duration
 	ShutdownTimeout time.Duration
 }
@@ -46,16 +42,14 @@ const DefaultHTTPAddr = ":9092"
 // declare lists every variable with its default and description.
 func (c *Config) declare(s *config.Set) {
 	c.Kafka.Declare(s)
-	c.Telemetry.Declare(s)
 	s.String(&c.Topic, "KAFKA_TOPIC", schemas.Topic, "topic to consume comment events from", config.NotEmpty)
 	s.String(&c.DLQTopic, "KAFKA_DLQ_TOPIC", schemas.DLQTopic, "dead-letter topic for records that can never be stored", config.NotEmpty)
 	s.String(&c.Group, "CONSUMER_GROUP", schemas.ConsumerGroup, "Kafka consumer group shared by the replicas", config.NotEmpty)
+	s.String(&c.InstanceID, "CONSUMER_INSTANCE_ID", "",
+		"static group membership: this replica's id, the same across its restarts and unique in the group (empty: dynamic membership)", checkInstanceID)
 	s.Duration(&c.SessionTimeout, "KAFKA_SESSION_TIMEOUT", 45*time.Second,
 		"group session timeout: how soon the group reassigns a crashed member's partitions (6s to 5m on default brokers)", checkSessionTimeout)
-	s.String(&c.MongoURI, "MONGODB_URI", "mongodb://localhost:27017",
-		"MongoDB connection string (auth and TLS options as the Go driver supports)", checkMongoURI)
-	s.String(&c.MongoDatabase, "MONGODB_DATABASE", schemas.Database, "database of the comments collection", checkDatabase)
-	s.String(&c.MongoCollection, "MONGODB_COLLECTION", schemas.Collection, "collection the comments are stored in", checkCollection)
+	c.Mongo.Declare(s, schemas.Database, schemas.Collection)
 	s.String(&c.MongoWriteConcern, "MONGODB_WRITE_CONCERN", "majority",
 		"write concern of inserts: majority or a number of members (0 = unacknowledged, gives up the delivery guarantee)", checkWriteConcern)
 	s.Int(&c.BatchSize, "CONSUMER_BATCH_SIZE", 500, "store a batch when it has this many records...", config.Min(1), config.Max(100000))
@@ -64,7 +58,6 @@ func (c *Config) declare(s *config.Set) {
 		"maximum bytes of one fetch; with 3 fetches buffered at most, it bounds the consumer's memory", config.Min(1024), config.Max(256<<20))
 	s.Int(&c.MaxPollRecords, "KAFKA_MAX_POLL_RECORDS", 1000, "maximum records taken from the fetch buffer at once", config.Min(1))
 	s.String(&c.HTTPAddr, "HTTP_ADDR", DefaultHTTPAddr, "listen address of /healthz, /readyz and /metrics", cli.HostPort)
-	s.Enum(&c.LogLevel, "LOG_LEVEL", "info", "log level", "debug", "info", "warn", "error")
 	s.Duration(&c.StartupTimeout, "STARTUP_TIMEOUT", 60*time.Second, "how long to wait at startup for Kafka (and its topics) and MongoDB", config.Positive)
 	s.Duration(&c.ShutdownTimeout, "SHUTDOWN_TIMEOUT", 10*time.Second, "on SIGTERM, how long to finish and commit the current batch and leave the group", config.Positive)
 }
@@ -87,35 +80,21 @@ func checkSessionTimeout(d time.Duration) error {
 	return nil
 }
 
-func checkMongoURI(uri string) error { return store.ValidateURI(uri) }
+// checkInstanceID applies Kafka's group.instance.id rules.
+func checkInstanceID(id string) error {
+	if len(id) > 249 {
+		return fmt.Errorf("must be at most 249 characters long")
+	}
+	for _, r := range id {
+		letter := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z'
+		if !letter && (r < '0' || r > '9') && r != '.' && r != '_' && r != '-' {
+			return fmt.Errorf("%q: only letters, digits, '.', '_' and '-' are allowed", id)
+		}
+	}
+	return nil
+}
 
 func checkWriteConcern(s string) error {
 	_, err := store.ParseWriteConcern(s)
 	return err
-}
-
-// checkDatabase applies MongoDB's database name rules.
-func checkDatabase(name string) error {
-	switch {
-	case name == "":
-		return fmt.Errorf("must not be empty")
-	case len(name) > 63:
-		return fmt.Errorf("must be at most 63 bytes long")
-	case strings.ContainsAny(name, "/\\. \"$*<>:|?\x00"):
-		return fmt.Errorf("%q contains a character MongoDB does not allow in database names", name)
-	}
-	return nil
-}
-
-// checkCollection applies MongoDB's collection name rules.
-func checkCollection(name string) error {
-	switch {
-	case name == "":
-		return fmt.Errorf("must not be empty")
-	case strings.ContainsAny(name, "$\x00"):
-		return fmt.Errorf("%q contains $ or a null character", name)
-	case strings.HasPrefix(name, "system."):
-		return fmt.Errorf("%q is in the reserved system. namespace", name)
-	}
-	return nil
 }

@@ -3,6 +3,7 @@ package app_test
 import (
 	"context"
 	"encoding/base64"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -13,14 +14,20 @@ import (
 	"github.com/twmb/franz-go/pkg/sr/srfake"
 
 	"github.com/commentflow/commentflow/consumer/internal/app"
+	"github.com/commentflow/commentflow/platform/cli"
 )
 
 func runMain(t *testing.T, env map[string]string, args ...string) (int, string, string) {
 	t.Helper()
 	var stdout, stderr strings.Builder
-	code := app.Main(context.Background(), "test", append([]string{"consumer"}, args...),
-		func(k string) string { return env[k] }, &stdout, &stderr)
+	code := mainWith(context.Background(), env, &stdout, &stderr, args...)
 	return code, stdout.String(), stderr.String()
+}
+
+// mainWith runs the consumer as its main does, with env as the
+// environment and args as the flags.
+func mainWith(ctx context.Context, env map[string]string, stdout, stderr io.Writer, args ...string) int {
+	return cli.Main(ctx, app.Service(), "test", append([]string{"consumer"}, args...), func(k string) string { return env[k] }, stdout, stderr)
 }
 
 // Bad configuration exits 2 with one line naming the variable, before
@@ -50,6 +57,7 @@ func TestBadConfigurationExits2NamingTheVariable(t *testing.T) {
 		{"fetch bytes too small", "KAFKA_FETCH_MAX_BYTES", "10", nil},
 		{"dlq topic same as topic", "KAFKA_DLQ_TOPIC", "comments", nil},
 		{"empty group", "CONSUMER_GROUP", " ", nil},
+		{"instance id with a space", "CONSUMER_INSTANCE_ID", "consumer 1", nil},
 		{"session timeout too short", "KAFKA_SESSION_TIMEOUT", "100ms", nil},
 		{"http addr without port", "HTTP_ADDR", "9092", nil},
 		{"unknown log level", "LOG_LEVEL", "verbose", nil},
@@ -103,7 +111,7 @@ func TestHelpListsEveryVariable(t *testing.T) {
 		"SCHEMA_REGISTRY_USERNAME", "SCHEMA_REGISTRY_PASSWORD", "KAFKA_TOPIC", "LOG_LEVEL", "SHUTDOWN_TIMEOUT",
 		"HTTP_ADDR", "CONSUMER_GROUP", "KAFKA_DLQ_TOPIC", "MONGODB_URI", "MONGODB_DATABASE", "MONGODB_COLLECTION",
 		"MONGODB_WRITE_CONCERN", "CONSUMER_BATCH_SIZE", "CONSUMER_BATCH_TIMEOUT", "KAFKA_FETCH_MAX_BYTES",
-		"KAFKA_MAX_POLL_RECORDS", "STARTUP_TIMEOUT", "KAFKA_SESSION_TIMEOUT",
+		"KAFKA_MAX_POLL_RECORDS", "STARTUP_TIMEOUT", "KAFKA_SESSION_TIMEOUT", "CONSUMER_INSTANCE_ID",
 	} {
 		flag := "--" + strings.ReplaceAll(strings.ToLower(v), "_", "-")
 		if !strings.Contains(stdout, v+" ") || !strings.Contains(stdout, flag+" ") {
@@ -152,7 +160,7 @@ func TestRegistryMisconfigurationExits2(t *testing.T) {
 	defer cancel()
 	var stdout, stderr strings.Builder
 	env := s.env("SCHEMA_REGISTRY_URL", secured.URL(), "SCHEMA_REGISTRY_USERNAME", "app", "SCHEMA_REGISTRY_PASSWORD", "right")
-	if code := app.Main(ctx, "test", []string{"consumer"}, func(k string) string { return env[k] }, &stdout, &stderr); code != 0 {
+	if code := mainWith(ctx, env, &stdout, &stderr); code != 0 {
 		t.Fatalf("right credentials: exit %d, stderr %q", code, stderr.String())
 	}
 }
@@ -171,15 +179,21 @@ func TestStartupFailuresExit1(t *testing.T) {
 		want string
 	}{
 		{"port taken", s.env("HTTP_ADDR", ln.Addr().String()), "listen"},
-		{"no database", s.env("MONGODB_URI", "mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=200", "STARTUP_TIMEOUT", "1s"), "mongodb not usable within STARTUP_TIMEOUT=1s"},
-		{"no broker", s.env("KAFKA_BROKERS", "127.0.0.1:1", "STARTUP_TIMEOUT", "1s"), "kafka not usable within STARTUP_TIMEOUT=1s"},
+		{"no database", s.env("MONGODB_URI", "mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=200", "STARTUP_TIMEOUT", "1s"), "mongodb not ready within STARTUP_TIMEOUT=1s"},
+		{"no broker", s.env("KAFKA_BROKERS", "127.0.0.1:1", "STARTUP_TIMEOUT", "1s"), "kafka not ready within STARTUP_TIMEOUT=1s"},
 		{"no topic", s.env("KAFKA_TOPIC", "nope", "STARTUP_TIMEOUT", "1s"), `topic "nope" does not exist`},
+		// A mongodb+srv:// name that does not resolve (yet) is a runtime
+		// failure that waiting may cure, not bad configuration.
+		{"srv name does not resolve", s.env("MONGODB_URI", "mongodb+srv://u:hunter2@commentflow.invalid/?serverSelectionTimeoutMS=200", "STARTUP_TIMEOUT", "1s"), "mongodb not ready within STARTUP_TIMEOUT=1s"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			code, _, stderr := runMain(t, tt.env)
 			if code != 1 || !strings.Contains(stderr, tt.want) {
 				t.Errorf("exit %d, stderr %q; want 1 and %q", code, stderr, tt.want)
+			}
+			if strings.Contains(stderr, "hunter2") {
+				t.Errorf("stderr leaks the password: %q", stderr)
 			}
 		})
 	}

@@ -30,6 +30,7 @@ import (
 	"github.com/commentflow/commentflow/consumer/internal/app"
 	"github.com/commentflow/commentflow/consumer/internal/store"
 	"github.com/commentflow/commentflow/devstack/infra"
+	"github.com/commentflow/commentflow/platform/cli"
 	"github.com/commentflow/commentflow/schemas"
 )
 
@@ -175,7 +176,7 @@ func (l *logs) Write(p []byte) (int, error) {
 				continue
 			}
 			switch {
-			case line.Msg == "ops endpoints listening" && !l.sent:
+			case line.Msg == "listening" && !l.sent:
 				l.addr <- line.Addr
 				l.sent = true
 			case line.Msg == "consuming":
@@ -193,7 +194,7 @@ func (l *logs) String() string {
 	return l.buf.String()
 }
 
-// instance is a consumer running in-process through app.Run.
+// instance is a consumer running in-process through cli.Run.
 type instance struct {
 	name   string
 	addr   string
@@ -209,7 +210,7 @@ func (s *stack) start(name string, env map[string]string) *instance {
 	ctx, cancel := context.WithCancel(context.Background())
 	in := &instance{name: name, logs: newLogs(s.t, name), cancel: cancel, done: make(chan error, 1)}
 	go func() {
-		in.done <- app.Run(ctx, "test", nil, func(k string) string { return env[k] }, in.logs, in.logs)
+		in.done <- cli.Run(ctx, app.Service(), "test", nil, func(k string) string { return env[k] }, in.logs, in.logs)
 	}()
 	s.t.Cleanup(func() { _ = in.stop() })
 	select {
@@ -259,8 +260,8 @@ func (in *instance) metric(t testing.TB, name string, labels ...string) float64 
 	return sum
 }
 
-// metrics is the sum and the number of the samples metric adds up.
-func (in *instance) metrics(t testing.TB, name string, labels ...string) (sum float64, n int) {
+// scrape is the instance's /metrics body.
+func (in *instance) scrape(t testing.TB) string {
 	t.Helper()
 	resp, err := get(t, "http://"+in.addr+"/metrics")
 	if err != nil {
@@ -268,7 +269,13 @@ func (in *instance) metrics(t testing.TB, name string, labels ...string) (sum fl
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	for line := range strings.Lines(string(b)) {
+	return string(b)
+}
+
+// metrics is the sum and the number of the samples metric adds up.
+func (in *instance) metrics(t testing.TB, name string, labels ...string) (sum float64, n int) {
+	t.Helper()
+	for line := range strings.Lines(in.scrape(t)) {
 		line = strings.TrimSpace(line)
 		if !strings.HasPrefix(line, name) || strings.HasPrefix(line, "#") {
 			continue

@@ -3,10 +3,12 @@ package dlq
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/commentflow/commentflow/devstack/infra"
@@ -39,7 +41,7 @@ func TestWriterWaitsForAcknowledgement(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	st := infra.StartT(t, infra.Options{})
-	w, err := NewWriter([]kgo.Opt{kgo.SeedBrokers(st.KafkaAddr())}, "comments.dlq", "writers")
+	w, err := NewWriter(ctx, []kgo.Opt{kgo.SeedBrokers(st.KafkaAddr())}, "comments.dlq", "writers")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,8 +50,8 @@ func TestWriterWaitsForAcknowledgement(t *testing.T) {
 	for i := range 3 {
 		letters = append(letters, Letter{Record: &kgo.Record{Topic: "comments", Offset: int64(i), Value: []byte{byte(i)}}, Class: "avro_decode", Err: errors.New("bad")})
 	}
-	if err := w.Write(ctx, letters); err != nil {
-		t.Fatal(err)
+	if n, err := w.Write(ctx, letters); err != nil || n != 0 {
+		t.Fatalf("Write: %d envelopes, %v", n, err)
 	}
 	cl, err := kgo.NewClient(kgo.SeedBrokers(st.KafkaAddr()), kgo.ConsumeTopics("comments.dlq"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	if err != nil {
@@ -70,15 +72,35 @@ func TestWriterWaitsForAcknowledgement(t *testing.T) {
 		}
 	}
 
-	// A topic that does not exist: Write fails within its context.
-	bad, err := NewWriter([]kgo.Opt{kgo.SeedBrokers(st.KafkaAddr())}, "no-such-topic", "writers")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer bad.Close()
-	short, cancelShort := context.WithTimeout(ctx, time.Second)
+	// A topic that does not exist: the writer cannot learn its limit.
+	short, cancelShort := context.WithTimeout(ctx, 5*time.Second)
 	defer cancelShort()
-	if err := bad.Write(short, letters[:1]); err == nil {
-		t.Errorf("write to a missing topic succeeded")
+	if bad, err := NewWriter(short, []kgo.Opt{kgo.SeedBrokers(st.KafkaAddr())}, "no-such-topic", "writers"); err == nil {
+		bad.Close()
+		t.Errorf("NewWriter on a missing topic succeeded")
+	}
+}
+
+// What the dead-letter topic refuses for good is told apart from what can
+// heal, and the envelope keeps everything but the value.
+func TestRefusedAndEnvelope(t *testing.T) {
+	for _, err := range []error{kerr.MessageTooLarge, fmt.Errorf("produce: %w (uncompressed_bytes=2000000)", kerr.MessageTooLarge),
+		kerr.InvalidRecord, kerr.TopicAuthorizationFailed} {
+		if !Refused(err) {
+			t.Errorf("Refused(%v) = false", err)
+		}
+	}
+	for _, err := range []error{kerr.NotLeaderForPartition, kerr.RequestTimedOut, context.DeadlineExceeded, errors.New("dial: refused")} {
+		if Refused(err) {
+			t.Errorf("Refused(%v) = true", err)
+		}
+	}
+	src := &kgo.Record{Topic: "comments", Partition: 2, Offset: 7, Key: []byte("k"), Value: make([]byte, 5000),
+		Headers: []kgo.RecordHeader{{Key: "big", Value: make([]byte, 100)}}}
+	env := Envelope("d", "g", Letter{Record: src, Class: "invalid", Err: errors.New("bad")}, kerr.MessageTooLarge, time.Now())
+	h := func(k string) string { v, _ := Header(env, k); return v }
+	if env.Value != nil || string(env.Key) != "k" || h("big") != "" || h(HeaderSize) != "5000" ||
+		h(HeaderOffset) != "7" || h(HeaderPartition) != "2" || h(HeaderClass) != "invalid" || !strings.Contains(h(HeaderRefused), "MESSAGE_TOO_LARGE") {
+		t.Errorf("envelope %+v", env)
 	}
 }

@@ -85,7 +85,7 @@ func BenchmarkConsumerVsRawInsert(b *testing.B) {
 		return s
 	}
 	log := slog.New(slog.DiscardHandler)
-	w, err := dlq.NewWriter([]kgo.Opt{kgo.SeedBrokers(st.KafkaAddr())}, schemas.DLQTopic, "bench")
+	w, err := dlq.NewWriter(ctx, []kgo.Opt{kgo.SeedBrokers(st.KafkaAddr())}, schemas.DLQTopic, "bench")
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -15,9 +15,10 @@
 //
 // Failures that can heal (MongoDB down or any write error other than a
 // duplicate key, the registry unavailable, the dead-letter topic not
-// accepting writes) are retried with exponential backoff and jitter; nothing
-// is committed meanwhile, the matching readiness check fails, and it all
-// resumes by itself.
+// accepting writes) go through one retry path (retry): retried with
+// exponential backoff and jitter, nothing committed meanwhile, the matching
+// readiness check failing. A round retries only while it may hold its
+// partitions; see Outages.
 //
 // # Rebalances
 //
@@ -25,13 +26,32 @@
 // records until AllowRebalance, the group cannot revoke this member's
 // partitions (revocation and loss callbacks wait). The loop calls
 // AllowRebalance only when everything it has polled is stored (or
-// dead-lettered) and committed, so at the moment a partition is revoked
-// there is no polled-but-unfinished record of it anywhere in this process:
-// no other member can work on a partition at the same time as this one, and
+// dead-lettered) and committed, or dropped and its partition rewound (see
+// Outages), so at the moment a partition is revoked there is no
+// polled-but-unfinished record of it anywhere in this process: no other
+// member can work on a partition at the same time as this one, and
 // OnPartitionsRevoked has nothing left to commit. When a rebalance wants to
 // happen while the block is held, OnPartitionsCallbackBlocked tells the loop
 // to stop polling, finish what it holds and allow it; the hold is otherwise
-// bounded by maxHold, far below the group's rebalance timeout.
+// bounded by MaxHold (5s), far below the group's rebalance timeout, set
+// explicitly (RebalanceTimeout, 60s) to cover MaxHold plus one write attempt
+// (30s) and one commit (10s): an attempt already running is never cut short.
+//
+// # Outages
+//
+// While a dependency fails, a round gives up once a rebalance waits for this
+// member or the round has held its partitions for MaxHold: the retry in
+// progress is cut short (a retry, not a first attempt), the batches of the
+// round that are not durable are dropped, and their partitions are rewound
+// with SetOffsets to the first record not durable, which is the last
+// committed offset (with the cooperative balancer a partition that stays
+// here would otherwise keep its in-memory position past the dropped
+// records). Then the loop allows the rebalance, pauses fetching and pings
+// the dependency with backoff, and resumes fetching once it answers. A long
+// outage therefore delays a rebalance by about MaxHold, not by the group's
+// rebalance timeout. A write the driver had already sent when the round
+// gave up may still be applied after the partition moved: the new owner then
+// skips it as a duplicate.
 //
 // # Pipeline
 //
@@ -69,6 +89,11 @@ import (
 type Config struct {
 	Topic string // the comments topic
 	Group string // the consumer group
+	// InstanceID, if set, makes this member static (kgo.InstanceID): a
+	// restart with the same id takes its partitions back without a
+	// rebalance, and neither a crash nor a stop moves them before the
+	// session timeout.
+	InstanceID string
 
 	BatchSize      int           // flush a batch at this many records...
 	BatchTimeout   time.Duration // ...or this long after its first record, whichever first
@@ -80,8 +105,14 @@ type Config struct {
 	// ShutdownTimeout bounds finishing and committing the current batch
 	// and leaving the group once Run's context is done.
 	ShutdownTimeout time.Duration
-	// MaxHold bounds how long the loop blocks rebalances; 0 means 5s.
+	// MaxHold bounds how long the loop blocks rebalances while it polls,
+	// and how long a round retries a failing dependency before it gives
+	// up; 0 means 5s. It must stay well below RebalanceTimeout.
 	MaxHold time.Duration
+	// RebalanceTimeout is the group's rebalance timeout: how long the
+	// group waits for every member to rejoin; 0 means 60s. It must cover
+	// MaxHold plus one write attempt (30s) and one commit (10s).
+	RebalanceTimeout time.Duration
 	// LagInterval is how often the lag gauge is refreshed; 0 means 3s.
 	LagInterval time.Duration
 	// NewBackoff makes the retry backoff; nil means 100ms doubling to 5s,
@@ -115,6 +146,7 @@ const (
 	insertTimeout      = 30 * time.Second
 	kafkaTimeout       = 10 * time.Second
 	defaultMaxHold     = 5 * time.Second
+	defaultRebalance   = 60 * time.Second
 	defaultLagInterval = 3 * time.Second
 )
 
@@ -134,6 +166,9 @@ type Consumer struct {
 	// rebalanceWanted is set when a rebalance waits for this member to
 	// allow it; the loop then ends its hold as soon as it can.
 	rebalanceWanted atomic.Bool
+	// hold is the current round's; a waiting rebalance makes it give up
+	// retrying.
+	hold atomic.Pointer[hold]
 
 	// totals for the last log line
 	consumed, stored, duplicates, deadLettered atomic.Int64
@@ -146,6 +181,13 @@ func New(cfg Config, d Deps) (*Consumer, error) {
 	}
 	if cfg.MaxHold <= 0 {
 		cfg.MaxHold = defaultMaxHold
+	}
+	if cfg.RebalanceTimeout <= 0 {
+		cfg.RebalanceTimeout = defaultRebalance
+	}
+	if cfg.MaxHold+insertTimeout+kafkaTimeout > cfg.RebalanceTimeout {
+		return nil, fmt.Errorf("ingest: rebalance timeout %s must cover MaxHold %s plus one write (%s) and one commit (%s)",
+			cfg.RebalanceTimeout, cfg.MaxHold, insertTimeout, kafkaTimeout)
 	}
 	if cfg.LagInterval <= 0 {
 		cfg.LagInterval = defaultLagInterval
@@ -170,7 +212,13 @@ func New(cfg Config, d Deps) (*Consumer, error) {
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.DisableAutoCommit(),
 		kgo.BlockRebalanceOnPoll(),
-		kgo.OnPartitionsCallbackBlocked(func(context.Context, *kgo.Client) { c.rebalanceWanted.Store(true) }),
+		kgo.RebalanceTimeout(cfg.RebalanceTimeout),
+		kgo.OnPartitionsCallbackBlocked(func(context.Context, *kgo.Client) {
+			c.rebalanceWanted.Store(true)
+			if h := c.hold.Load(); h != nil {
+				h.cancel() // stop retrying a failing dependency
+			}
+		}),
 		kgo.OnPartitionsRevoked(c.onRevoked),
 		kgo.OnPartitionsLost(c.onLost),
 		// Memory: at most maxConcurrentFetches fetches of FetchMaxBytes
@@ -180,6 +228,9 @@ func New(cfg Config, d Deps) (*Consumer, error) {
 		kgo.MaxConcurrentFetches(maxConcurrentFetches),
 		kgo.BrokerMaxReadBytes(max(cfg.FetchMaxBytes+(1<<20), 100<<20)),
 	)
+	if cfg.InstanceID != "" {
+		opts = append(opts, kgo.InstanceID(cfg.InstanceID))
+	}
 	opts = append(opts, kafkaOpts(d.Telemetry, cfg.Group)...)
 	if cfg.SessionTimeout > 0 {
 		opts = append(opts, kgo.SessionTimeout(cfg.SessionTimeout),
@@ -201,9 +252,11 @@ func New(cfg Config, d Deps) (*Consumer, error) {
 
 // Run consumes until ctx is done. Then it finishes the current batch
 // (stores it, dead-letters its poison, commits), leaves the group and
-// returns nil — all within about cfg.ShutdownTimeout; what it could not
-// finish in time is not committed and will be redelivered. Run closes the
-// client.
+// returns nil — all within nine tenths of cfg.ShutdownTimeout, whatever
+// the group is doing (a join the broker holds for the rebalance timeout
+// included: the client is then left to the process's exit); what it could
+// not finish in time is not committed and will be redelivered. Run closes
+// the client.
 func (c *Consumer) Run(ctx context.Context) error {
 	// work outlives ctx, so that the batch in hand can still be stored and
 	// committed after a SIGTERM, by the shutdown budget minus what is
@@ -212,7 +265,12 @@ func (c *Consumer) Run(ctx context.Context) error {
 	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelWork()
 	var deadline atomic.Pointer[time.Timer]
+	// closeBy is when Run must be done closing the client, leaving the
+	// service a tenth of the budget for the rest of its teardown.
+	var closeBy atomic.Pointer[time.Time]
 	stopWatch := context.AfterFunc(ctx, func() {
+		by := time.Now().Add(c.cfg.ShutdownTimeout * 9 / 10)
+		closeBy.Store(&by)
 		deadline.Store(time.AfterFunc(c.cfg.ShutdownTimeout-leaveBudget, cancelWork))
 	})
 	defer func() {
@@ -231,15 +289,15 @@ func (c *Consumer) Run(ctx context.Context) error {
 	go func() {
 		defer close(writerDone)
 		defer close(stored)
-		abandoned := false
 		for b := range batches {
-			// Once a batch is abandoned (shutdown budget spent), no
-			// later batch may be committed: its offsets would cover
-			// the abandoned records of the same partitions.
-			if !abandoned {
-				abandoned = !c.persist(work, b)
+			// Once a batch of a round is dropped (the round gave up
+			// on a dependency, or the shutdown budget is spent), no
+			// later batch of the round may be stored: its offsets
+			// would cover the dropped records of the same partitions.
+			if b.hold.isAbandoned() || !c.persist(work, b) {
+				b.hold.abandon(b)
+				b.abandoned = true
 			}
-			b.abandoned = abandoned
 			stored <- b
 		}
 	}()
@@ -249,6 +307,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 			if !b.abandoned {
 				c.commit(work, b)
 			}
+			c.batchDone(b, !b.abandoned)
 			b.endSpans()
 			close(b.done)
 		}
@@ -264,13 +323,17 @@ func (c *Consumer) Run(ctx context.Context) error {
 	c.log.Info("consuming", "topic", c.cfg.Topic, "group", c.cfg.Group,
 		"batch_size", c.cfg.BatchSize, "batch_timeout", c.cfg.BatchTimeout.String())
 	for {
-		stop := c.round(ctx, work, batches)
+		stop, failed := c.round(ctx, work, batches)
 		// Everything polled so far is stored (or dead-lettered) and
-		// committed, or abandoned uncommitted at shutdown: a rebalance
-		// may now revoke any partition.
+		// committed, or dropped uncommitted and its partition rewound
+		// (the round gave up, or shutdown): a rebalance may now revoke
+		// any partition.
 		c.cl.AllowRebalance()
 		if stop {
 			break
+		}
+		if failed != "" {
+			c.waitHealed(ctx, failed)
 		}
 	}
 	close(batches)
@@ -286,7 +349,23 @@ func (c *Consumer) Run(ctx context.Context) error {
 		c.log.Warn("leaving the consumer group failed; the partitions move after the session timeout", "err", err)
 	}
 	cancelLeave()
-	c.cl.Close()
+	// Close waits for a group join in flight, which the broker may hold
+	// for the whole rebalance timeout: past the shutdown budget, the
+	// client is left to the process's exit.
+	closed := make(chan struct{})
+	go func() {
+		defer close(closed)
+		c.cl.Close()
+	}()
+	if by := closeBy.Load(); by != nil {
+		select {
+		case <-closed:
+		case <-time.After(time.Until(*by)):
+			c.log.Warn("the Kafka client did not close within the shutdown budget (a group join in flight); leaving it to the exit")
+		}
+	} else {
+		<-closed
+	}
 	c.log.Info("left the consumer group", "group", c.cfg.Group,
 		"consumed", c.consumed.Load(), "stored", c.stored.Load(),
 		"duplicates", c.duplicates.Load(), "dead_lettered", c.deadLettered.Load())

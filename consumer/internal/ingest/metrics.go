@@ -13,6 +13,7 @@ type metrics struct {
 	stored       prometheus.Counter
 	duplicates   prometheus.Counter
 	deadLettered *prometheus.CounterVec // {class}
+	withoutValue prometheus.Counter
 	batchSize    prometheus.Histogram
 	writeLatency prometheus.Histogram
 	commits      prometheus.Counter
@@ -32,6 +33,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "duplicates_skipped_total", Help: "Comments already stored (duplicate _id on redelivery), counted as success."}),
 		deadLettered: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
 			Name: "dead_lettered_total", Help: "Poison records written to the dead-letter topic, by error class."}, []string{"class"}),
+		withoutValue: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "dead_letters_without_value_total", Help: "Poison records the dead-letter topic refused whole (too large, invalid, not authorized), dead-lettered as an envelope without their value."}),
 		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub,
 			Name: "batch_size", Help: "Records per processed batch (stored plus dead-lettered).",
 			Buckets: []float64{1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000}}),
@@ -47,7 +50,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
 			Name: "lag", Help: "Records not yet committed by the group (log end offset - committed offset) of the partitions this member owns, refreshed every few seconds."}, []string{"partition"}),
 	}
-	for _, c := range []prometheus.Collector{m.consumed, m.stored, m.duplicates, m.deadLettered, m.batchSize,
+	for _, c := range []prometheus.Collector{m.consumed, m.stored, m.duplicates, m.deadLettered, m.withoutValue, m.batchSize,
 		m.writeLatency, m.commits, m.commitErrors, m.retries, m.lag} {
 		if err := reg.Register(c); err != nil {
 			return nil, err

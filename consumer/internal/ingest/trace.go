@@ -18,7 +18,8 @@ import (
 // Each record gets a "process" span (kotel's), a child of the producer's
 // span found in its traceparent header, so a redelivered record continues
 // the same trace. It ends when the record's batch is committed (or
-// abandoned, to be redelivered): its length is the time from poll to
+// dropped, to be redelivered; so does the span of a record its round gave
+// up on before it was in a batch): its length is the time from poll to
 // durable. A poison record's span records the error class. A batch's
 // InsertMany gets one span linking to the process span of every document
 // it stores (a batch has many parents: the messaging conventions' links).
@@ -107,14 +108,29 @@ func (t *tracing) startInsert(ctx context.Context, b *batch) (context.Context, f
 	}
 }
 
+// droppedStatus is the status of the process span of a record dropped
+// uncommitted (its round gave up on a dependency, or the shutdown budget
+// ran out): it will be redelivered, and continue the same trace then.
+const droppedStatus = "dropped uncommitted: will be redelivered"
+
 // endSpans ends the process spans of a batch that is committed or
-// abandoned.
+// dropped.
 func (b *batch) endSpans() {
 	for _, s := range b.spans {
 		if b.abandoned {
-			s.SetStatus(codes.Error, "abandoned uncommitted: will be redelivered")
+			s.SetStatus(codes.Error, droppedStatus)
 		}
 		s.End()
 	}
 	b.spans, b.links = nil, nil
+}
+
+// dropped ends the process span of a record that was not taken into a
+// batch (the round gave up on the registry while decoding it).
+func dropped(span trace.Span) {
+	if span == nil {
+		return
+	}
+	span.SetStatus(codes.Error, droppedStatus)
+	span.End()
 }

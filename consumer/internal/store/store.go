@@ -16,12 +16,14 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/event"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 	"go.mongodb.org/mongo-driver/v2/mongo/readpref"
 	"go.mongodb.org/mongo-driver/v2/mongo/writeconcern"
 	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/connstring"
+
+	"github.com/commentflow/commentflow/platform/mongoconn"
+	"github.com/commentflow/commentflow/platform/telemetry"
 )
 
 // Document is a stored comment. The field names are the storage contract
@@ -77,8 +79,9 @@ type Config struct {
 	Collection   string
 	WriteConcern string // "majority" or a number of members (0 = unacknowledged)
 	AppName      string // shown in the server's logs and currentOp
-	// Monitor, when not nil, sees every command (tracing).
-	Monitor *event.CommandMonitor
+	// Telemetry, when on, traces the client's commands (made by
+	// platform/mongoconn, as every service's clients are).
+	Telemetry *telemetry.Telemetry
 }
 
 // ValidateURI checks a MongoDB connection string without echoing it (it may
@@ -128,27 +131,24 @@ func Open(cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := ValidateURI(cfg.URI); err != nil {
-		return nil, err
-	}
-	opts := options.Client().ApplyURI(cfg.URI)
-	if opts.ServerSelectionTimeout == nil {
-		// Fail an attempt fast when the database is down, so that the
-		// caller's backoff, logs and readiness see the outage.
-		opts.SetServerSelectionTimeout(5 * time.Second)
-	}
-	if opts.ConnectTimeout == nil {
-		opts.SetConnectTimeout(5 * time.Second)
-	}
-	if cfg.Monitor != nil {
-		opts.SetMonitor(cfg.Monitor)
-	}
-	if opts.AppName == nil && cfg.AppName != "" {
-		opts.SetAppName(cfg.AppName)
-	}
-	client, err := mongo.Connect(opts)
+	cs, err := connstring.ParseAndValidate(cfg.URI)
 	if err != nil {
-		return nil, fmt.Errorf("mongodb client: %s", scrub(err.Error(), cfg.URI))
+		return nil, fmt.Errorf("not a valid MongoDB connection string: %s", scrub(err.Error(), cfg.URI))
+	}
+	// Fail an attempt fast when the database is down, so that the caller's
+	// backoff, logs and readiness see the outage; the URI's own settings
+	// win.
+	var opts []*options.ClientOptions
+	if !cs.ServerSelectionTimeoutSet {
+		opts = append(opts, options.Client().SetServerSelectionTimeout(5*time.Second))
+	}
+	if !cs.ConnectTimeoutSet {
+		opts = append(opts, options.Client().SetConnectTimeout(5*time.Second))
+	}
+	mc := mongoconn.Config{URI: cfg.URI, Database: cfg.Database, Collection: cfg.Collection}
+	client, _, err := mc.Connect(cfg.AppName, cfg.Telemetry, opts...)
+	if err != nil {
+		return nil, err // a runtime error, the password masked
 	}
 	coll := client.Database(cfg.Database).Collection(cfg.Collection, options.Collection().SetWriteConcern(wc))
 	return &Store{client: client, coll: coll, wc: wc}, nil

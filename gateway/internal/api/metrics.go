@@ -22,20 +22,20 @@ type metrics struct {
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "gateway_http_requests_total",
+			Name: "commentflow_gateway_http_requests_total",
 			Help: "HTTP requests answered, by route pattern, method and status code.",
 		}, []string{"route", "method", "status"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "gateway_http_request_duration_seconds",
+			Name:    "commentflow_gateway_http_request_duration_seconds",
 			Help:    "Time to answer HTTP requests, by route pattern and method.",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 		}, []string{"route", "method"}),
 		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "gateway_http_requests_in_flight",
+			Name: "commentflow_gateway_http_requests_in_flight",
 			Help: "HTTP requests being answered.",
 		}),
 		db: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "gateway_db_query_duration_seconds",
+			Name:    "commentflow_gateway_db_query_duration_seconds",
 			Help:    "Time of MongoDB operations, by operation (find, count, get, ping) and outcome.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
 		}, []string{"op", "outcome"}),

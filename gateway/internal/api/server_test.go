@@ -160,14 +160,14 @@ func TestOpsEndpoints(t *testing.T) {
 	get(t, h, "/no/such/path")
 	metrics := string(get(t, h, "/metrics").Body)
 	for _, want := range []string{
-		`gateway_http_requests_total{method="GET",route="/api/v1/comments",status="200"} 1`,
-		`gateway_http_requests_total{method="GET",route="/api/v1/comments",status="400"} 1`,
-		`gateway_http_requests_total{method="GET",route="/api/v1/comments/{id}",status="200"} 1`,
-		`gateway_http_requests_total{method="GET",route="unmatched",status="404"} 1`,
-		`gateway_http_request_duration_seconds_bucket{method="GET",route="/api/v1/comments",le="+Inf"} 2`,
-		`gateway_db_query_duration_seconds_count{op="find",outcome="ok"} 1`,
-		`gateway_db_query_duration_seconds_count{op="get",outcome="ok"} 1`,
-		`gateway_http_requests_in_flight 1`,
+		`commentflow_gateway_http_requests_total{method="GET",route="/api/v1/comments",status="200"} 1`,
+		`commentflow_gateway_http_requests_total{method="GET",route="/api/v1/comments",status="400"} 1`,
+		`commentflow_gateway_http_requests_total{method="GET",route="/api/v1/comments/{id}",status="200"} 1`,
+		`commentflow_gateway_http_requests_total{method="GET",route="unmatched",status="404"} 1`,
+		`commentflow_gateway_http_request_duration_seconds_bucket{method="GET",route="/api/v1/comments",le="+Inf"} 2`,
+		`commentflow_gateway_db_query_duration_seconds_count{op="find",outcome="ok"} 1`,
+		`commentflow_gateway_db_query_duration_seconds_count{op="get",outcome="ok"} 1`,
+		`commentflow_gateway_http_requests_in_flight 1`,
 	} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics lacks %s", want)

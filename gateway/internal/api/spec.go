@@ -62,6 +62,13 @@ func loadSpec(ctx context.Context, yaml []byte) (*Spec, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encode openapi.json: %w", err)
 	}
+	if doc.Security != nil && len(doc.Security) == 0 {
+		// kin-openapi drops an empty security list, but `security: []`
+		// says something: no operation needs authentication.
+		if js, err = withEmptySecurity(js); err != nil {
+			return nil, fmt.Errorf("encode openapi.json: %w", err)
+		}
+	}
 	return &Spec{
 		Doc:  doc,
 		JSON: js,
@@ -73,6 +80,16 @@ func loadSpec(ctx context.Context, yaml []byte) (*Spec, error) {
 			SchemaValidationOptions: append(doc.GetSchemaValidationOptions(), openapi3.DisableSchemaErrorDetails()),
 		},
 	}, nil
+}
+
+// withEmptySecurity adds "security": [] to a JSON document.
+func withEmptySecurity(js []byte) ([]byte, error) {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(js, &m); err != nil {
+		return nil, err
+	}
+	m["security"] = json.RawMessage("[]")
+	return json.MarshalIndent(m, "", "  ")
 }
 
 // parseDateTime parses an RFC 3339 date-time as the spec's format accepts

@@ -1,25 +1,21 @@
-// Package app is the gateway process: configuration, wiring, serving and
-// shutdown. cmd/gateway calls Main; tests call run.
+// Package app is the gateway's own wiring: configuration, MongoDB, the
+// API server. cmd/gateway hands Service to cli.Main.
 package app
 
 import (
 	"context"
-	"errors"
-	"io"
 	"net"
 	"net/http"
 	"time"
 
-	"go.mongodb.org/mongo-driver/v2/mongo"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/commentflow/commentflow/gateway/internal/api"
 	"github.com/commentflow/commentflow/gateway/internal/cursor"
 	"github.com/commentflow/commentflow/platform/cli"
 	"github.com/commentflow/commentflow/platform/config"
-	"github.com/commentflow/commentflow/platform/logging"
 	"github.com/commentflow/commentflow/platform/ops"
-	"github.com/commentflow/commentflow/platform/telemetry"
 )
 
 // Exit codes (platform/cli's).
@@ -29,18 +25,10 @@ const (
 	ExitUsage   = cli.ExitUsage   // bad configuration or usage
 )
 
-// Version is the build's version, logged at startup; main sets it from the
-// -X main.version stamp.
-var Version = "dev"
+const service = "gateway"
 
-// Main runs the gateway with the process's arguments (args[0] is the
-// program name) and returns its exit code.
-func Main(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-	if len(args) > 1 && ops.IsHealthcheck(args[1:]) {
-		return cli.Healthcheck(ctx, "gateway", DefaultHTTPAddr, args[2:], getenv, stdout, stderr)
-	}
-	return cli.Report(stderr, "gateway", run(ctx, args, getenv, stdout, stderr, hooks{}))
-}
+// Service is the gateway for cli.Main.
+func Service() cli.Service[Config] { return newService(hooks{}) }
 
 // hooks let tests observe and wrap the running server.
 type hooks struct {
@@ -48,38 +36,21 @@ type hooks struct {
 	wrap      func(http.Handler) http.Handler // wraps the whole handler
 }
 
-func run(ctx context.Context, args []string, getenv func(string) string, stdout, _ io.Writer, hk hooks) error {
-	if len(args) > 0 {
-		args = args[1:]
+func newService(hk hooks) cli.Service[Config] {
+	return cli.Service[Config]{
+		Name:        service,
+		DefaultAddr: DefaultHTTPAddr,
+		Declare:     (*Config).declare,
+		Validate:    (*Config).validate,
+		Run: func(ctx context.Context, cfg *Config, env cli.Env) error {
+			return run(ctx, cfg, env, hk)
+		},
+		ShutdownTimeout: func(c *Config) time.Duration { return c.ShutdownTimeout },
 	}
-	cfg, vars, err := parseConfig(args, getenv)
-	if errors.Is(err, config.ErrHelp) {
-		vars.Usage(stdout)
-		return nil
-	}
-	if err != nil {
-		return cli.Usage(err)
-	}
-	log, err := logging.New(stdout, cfg.LogLevel, "gateway")
-	if err != nil {
-		return cli.Usage(config.Errorf("LOG_LEVEL", "%v", err))
-	}
-	log.Info("config", append([]any{"version", Version}, vars.Attrs()...)...)
-	tel, err := telemetry.Start(ctx, "gateway", Version, cfg.Telemetry)
-	if err != nil {
-		return cli.Usage(err)
-	}
-	if tel.On() {
-		log.Info("tracing on", "endpoint", cfg.Telemetry.Where())
-	}
-	defer func() {
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
-		defer cancel()
-		if err := tel.Shutdown(sctx); err != nil {
-			log.Warn("flushing traces", "err", err)
-		}
-	}()
+}
 
+func run(ctx context.Context, cfg *Config, env cli.Env, hk hooks) error {
+	log := env.Log
 	spec, err := api.LoadSpec(ctx)
 	if err != nil {
 		return err
@@ -92,13 +63,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return cli.Usage(config.Errorf("GATEWAY_CURSOR_SECRET", "%v", err))
 	}
 
-	client, err := mongo.Connect(options.Client().
-		ApplyURI(cfg.MongoURI).
-		SetAppName("commentflow-gateway").
-		SetServerSelectionTimeout(cfg.DBTimeout).
-		SetMonitor(tel.MongoMonitor()))
+	// The URI's shape was checked with the configuration; a failure here
+	// (a mongodb+srv:// name that does not resolve) is a runtime failure.
+	client, coll, err := cfg.Mongo.Connect("commentflow-gateway", env.Telemetry, options.Client().SetServerSelectionTimeout(cfg.DBTimeout))
 	if err != nil {
-		return cli.Usage(config.Errorf("MONGODB_URI", "%v", err))
+		return err
 	}
 	defer func() {
 		dctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -107,7 +76,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			log.Warn("disconnect from mongodb", "err", err)
 		}
 	}()
-	coll := client.Database(cfg.MongoDatabase).Collection(cfg.MongoCollection)
 	pctx, cancel := context.WithTimeout(ctx, cfg.DBTimeout)
 	if err := client.Ping(pctx, nil); err != nil {
 		// Serve anyway: /readyz reports not ready until MongoDB answers.
@@ -115,43 +83,49 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	cancel()
 
-	registry := ops.NewRegistry()
-	handler, err := api.NewServer(ctx, api.Options{
-		Collection:  coll,
-		Spec:        spec,
-		Cursors:     codec,
-		Logger:      log,
-		Registry:    registry,
-		Readiness:   ops.NewReadiness(),
-		DBTimeout:   cfg.DBTimeout,
-		CORSOrigins: cfg.CORSOrigins,
+	// The API and the ops endpoints share one server; it stops gracefully
+	// (in-flight requests finish) when ctx ends.
+	o, err := ops.Start(ctx, ops.Options{
+		Service: service, Version: env.Version, Addr: cfg.HTTPAddr,
+		ShutdownTimeout: cfg.ShutdownTimeout, Log: log,
+		Handler: func(reg *prometheus.Registry, ready *ops.Readiness) (http.Handler, error) {
+			h, err := api.NewServer(ctx, api.Options{
+				Collection:  coll,
+				Spec:        spec,
+				Cursors:     codec,
+				Logger:      log,
+				Registry:    reg,
+				Readiness:   ready,
+				DBTimeout:   cfg.DBTimeout,
+				CORSOrigins: cfg.CORSOrigins,
+			})
+			if err != nil {
+				return nil, err
+			}
+			h = traced(env.Telemetry, h)
+			if hk.wrap != nil {
+				h = hk.wrap(h)
+			}
+			return h, nil
+		},
+		Tune: func(srv *http.Server) {
+			srv.ReadHeaderTimeout = cfg.ReadHeaderTimeout
+			srv.ReadTimeout = cfg.ReadTimeout
+			srv.WriteTimeout = cfg.WriteTimeout
+			srv.IdleTimeout = cfg.IdleTimeout
+			srv.MaxHeaderBytes = cfg.MaxHeaderBytes
+		},
 	})
 	if err != nil {
 		return err
 	}
-	handler = traced(tel, handler)
-	if hk.wrap != nil {
-		handler = hk.wrap(handler)
-	}
-
-	srv := ops.Server(cfg.HTTPAddr, handler, log)
-	srv.ReadHeaderTimeout = cfg.ReadHeaderTimeout
-	srv.ReadTimeout = cfg.ReadTimeout
-	srv.WriteTimeout = cfg.WriteTimeout
-	srv.IdleTimeout = cfg.IdleTimeout
-	srv.MaxHeaderBytes = cfg.MaxHeaderBytes
-	ln, err := ops.Listen(srv)
-	if err != nil {
-		return err
-	}
-	log.Info("listening", "addr", ln.Addr().String(), "docs", "/api/openapi")
+	log.Info("serving the API", "docs", "/api/openapi")
 	if hk.listening != nil {
-		hk.listening(ln.Addr())
+		hk.listening(o.Addr)
 	}
-	if err := ops.Serve(ctx, srv, ln, cfg.ShutdownTimeout); err != nil {
-		log.Error("serve", "err", err)
-		return err
+	select {
+	case <-ctx.Done():
+	case <-o.Done():
 	}
-	log.Info("stopped")
-	return nil
+	return o.Stop()
 }

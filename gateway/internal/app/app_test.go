@@ -22,7 +22,10 @@ import (
 
 	"github.com/commentflow/commentflow/devstack/infra"
 	"github.com/commentflow/commentflow/gateway/internal/apitest"
-	"github.com/commentflow/commentflow/platform/telemetry"
+	"github.com/commentflow/commentflow/platform/cli"
+	"github.com/commentflow/commentflow/platform/config"
+	"github.com/commentflow/commentflow/platform/mongoconn"
+	"github.com/commentflow/commentflow/platform/ops"
 )
 
 var mongoURI string
@@ -64,11 +67,13 @@ func (b *syncBuffer) String() string {
 
 func TestHelp(t *testing.T) {
 	var stdout, stderr bytes.Buffer
-	if code := Main(context.Background(), []string{"gateway", "--help"}, env(nil), &stdout, &stderr); code != ExitOK {
+	if code := cli.Main(context.Background(), Service(), "test", []string{"gateway", "--help"}, env(nil), &stdout, &stderr); code != ExitOK {
 		t.Fatalf("exit %d: %s", code, stderr.String())
 	}
 	var cfg Config
-	for _, name := range declare(&cfg).Names() {
+	set := config.New(service)
+	cfg.declare(set)
+	for _, name := range set.Names() {
 		flag := "--" + strings.ReplaceAll(strings.ToLower(name), "_", "-")
 		if !strings.Contains(stdout.String(), name) || !strings.Contains(stdout.String(), flag) {
 			t.Errorf("--help does not document %s (%s)", name, flag)
@@ -83,28 +88,38 @@ func TestHelp(t *testing.T) {
 	}
 }
 
+// parseConfig parses and validates as cli.Main does.
+func parseConfig(args []string, getenv func(string) string) (Config, error) {
+	var cfg Config
+	set := config.New(service)
+	cfg.declare(set)
+	if err := set.Parse(args, getenv); err != nil {
+		return cfg, err
+	}
+	return cfg, cfg.validate()
+}
+
 func TestDefaults(t *testing.T) {
-	cfg, _, err := parseConfig(nil, env(nil))
+	cfg, err := parseConfig(nil, env(nil))
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := Config{
-		HTTPAddr: ":8000", MongoURI: "mongodb://localhost:27017", MongoDatabase: "commentflow", MongoCollection: "comments",
+		HTTPAddr: ":8000", Mongo: mongoconn.Config{URI: "mongodb://localhost:27017", Database: "commentflow", Collection: "comments"},
 		DBTimeout: 5 * time.Second, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
-		WriteTimeout: 15 * time.Second, IdleTimeout: 60 * time.Second, MaxHeaderBytes: 16384, LogLevel: "info",
+		WriteTimeout: 15 * time.Second, IdleTimeout: 60 * time.Second, MaxHeaderBytes: 16384,
 		ShutdownTimeout: 10 * time.Second,
-		Telemetry:       telemetry.Config{Protocol: "http/protobuf"},
 	}
 	if fmt.Sprint(cfg) != fmt.Sprint(want) {
 		t.Errorf("defaults\n got %+v\nwant %+v", cfg, want)
 	}
 	// A flag wins over its variable.
-	cfg, _, err = parseConfig([]string{"--gateway-db-timeout", "2s", "--gateway-cors-origins", "https://a.example, http://localhost:3000"},
+	cfg, err = parseConfig([]string{"--gateway-db-timeout", "2s", "--gateway-cors-origins", "https://a.example, http://localhost:3000"},
 		env(map[string]string{"GATEWAY_DB_TIMEOUT": "3s", "MONGODB_COLLECTION": "c2"}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.DBTimeout != 2*time.Second || cfg.MongoCollection != "c2" || len(cfg.CORSOrigins) != 2 || cfg.CORSOrigins[1] != "http://localhost:3000" {
+	if cfg.DBTimeout != 2*time.Second || cfg.Mongo.Collection != "c2" || len(cfg.CORSOrigins) != 2 || cfg.CORSOrigins[1] != "http://localhost:3000" {
 		t.Errorf("flags and env: %+v", cfg)
 	}
 }
@@ -146,7 +161,7 @@ func TestBadConfig(t *testing.T) {
 			// Bounded, in case a bad value were accepted and the gateway served.
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			code := Main(ctx, append([]string{"gateway"}, tc.args...), env(tc.env), &stdout, &stderr)
+			code := cli.Main(ctx, Service(), "test", append([]string{"gateway"}, tc.args...), env(tc.env), &stdout, &stderr)
 			if code != ExitUsage {
 				t.Fatalf("exit %d, want %d; stderr %q", code, ExitUsage, stderr.String())
 			}
@@ -166,7 +181,7 @@ func TestBadConfig(t *testing.T) {
 
 func TestBadConfigHidesPassword(t *testing.T) {
 	var stderr bytes.Buffer
-	code := Main(context.Background(), []string{"gateway"}, env(map[string]string{"MONGODB_URI": "mongodb://u:s3cr3tpw@h:99999/?maxPoolSize=abc"}), io.Discard, &stderr)
+	code := cli.Main(context.Background(), Service(), "test", []string{"gateway"}, env(map[string]string{"MONGODB_URI": "mongodb://u:s3cr3tpw@h:99999/?maxPoolSize=abc"}), io.Discard, &stderr)
 	if code != ExitUsage || strings.Contains(stderr.String(), "s3cr3tpw") {
 		t.Errorf("exit %d, stderr %q", code, stderr.String())
 	}
@@ -190,10 +205,10 @@ func start(t *testing.T, kv map[string]string, wrap func(http.Handler) http.Hand
 	g := &gateway{stdout: &syncBuffer{}, cancel: cancel, done: make(chan error, 1)}
 	ready := make(chan net.Addr, 1)
 	go func() {
-		g.done <- run(ctx, []string{"gateway"}, env(vars), g.stdout, io.Discard, hooks{
+		g.done <- cli.Run(ctx, newService(hooks{
 			listening: func(a net.Addr) { ready <- a },
 			wrap:      wrap,
-		})
+		}), "test", nil, env(vars), g.stdout, io.Discard)
 	}()
 	select {
 	case a := <-ready:
@@ -257,6 +272,11 @@ func TestServes(t *testing.T) {
 			t.Errorf("GET %s: %d, want %d: %s", path, status, want, body)
 		}
 	}
+	// Every service's metrics: commentflow_build_info, and only its own
+	// commentflow_gateway_* beside the standard collectors.
+	if _, body := g.get(t, "/metrics"); ops.CheckNames(service, string(body)) != nil {
+		t.Error(ops.CheckNames(service, string(body)))
+	}
 
 	logs := g.stdout.String()
 	if strings.Contains(logs, secret) {
@@ -269,9 +289,10 @@ func TestServes(t *testing.T) {
 			t.Errorf("log line is not JSON: %q", line)
 			continue
 		}
-		if rec["msg"] == "config" {
+		if rec["msg"] == "starting" {
 			configLines++
-			if rec["GATEWAY_CURSOR_SECRET"] != "*****" || rec["HTTP_ADDR"] != "127.0.0.1:0" || rec["service"] != "gateway" {
+			cfg, _ := rec["config"].(map[string]any)
+			if cfg["GATEWAY_CURSOR_SECRET"] != "*****" || cfg["HTTP_ADDR"] != "127.0.0.1:0" || rec["service"] != "gateway" || rec["version"] != "test" {
 				t.Errorf("config line %v", rec)
 			}
 		}
@@ -281,11 +302,11 @@ func TestServes(t *testing.T) {
 	}
 
 	var stdout, stderr bytes.Buffer
-	if code := Main(context.Background(), []string{"gateway", "healthcheck"}, env(map[string]string{"HTTP_ADDR": g.addr}), &stdout, &stderr); code != 0 {
+	if code := cli.Main(context.Background(), Service(), "test", []string{"gateway", "healthcheck"}, env(map[string]string{"HTTP_ADDR": g.addr}), &stdout, &stderr); code != 0 {
 		t.Errorf("healthcheck: exit %d: %s", code, stderr.String())
 	}
 	_, port, _ := net.SplitHostPort(g.addr)
-	if code := Main(context.Background(), []string{"gateway", "healthcheck", "--http-addr", ":" + port}, env(nil), &stdout, &stderr); code != 0 {
+	if code := cli.Main(context.Background(), Service(), "test", []string{"gateway", "healthcheck", "--http-addr", ":" + port}, env(nil), &stdout, &stderr); code != 0 {
 		t.Errorf("healthcheck --http-addr :%s: exit %d: %s", port, code, stderr.String())
 	}
 }
@@ -407,15 +428,22 @@ func TestServerLimits(t *testing.T) {
 	}
 }
 
-func TestHealthcheckUnhealthy(t *testing.T) {
+// closedAddr is a loopback address nothing listens on.
+func closedAddr(t *testing.T) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	addr := ln.Addr().String()
 	_ = ln.Close()
+	return addr
+}
+
+func TestHealthcheckUnhealthy(t *testing.T) {
+	addr := closedAddr(t)
 	var stdout, stderr bytes.Buffer
-	if code := Main(context.Background(), []string{"gateway", "healthcheck"}, env(map[string]string{"HTTP_ADDR": addr}), &stdout, &stderr); code != ExitFailure {
+	if code := cli.Main(context.Background(), Service(), "test", []string{"gateway", "healthcheck"}, env(map[string]string{"HTTP_ADDR": addr}), &stdout, &stderr); code != ExitFailure {
 		t.Errorf("healthcheck of nothing: exit %d", code)
 	}
 	if stderr.Len() == 0 {
@@ -431,21 +459,31 @@ func TestPortInUse(t *testing.T) {
 	}
 	defer ln.Close()
 	var stderr bytes.Buffer
-	code := Main(context.Background(), []string{"gateway"}, env(map[string]string{"HTTP_ADDR": ln.Addr().String(), "MONGODB_URI": mongoURI}), io.Discard, &stderr)
+	code := cli.Main(context.Background(), Service(), "test", []string{"gateway"}, env(map[string]string{"HTTP_ADDR": ln.Addr().String(), "MONGODB_URI": mongoURI}), io.Discard, &stderr)
 	if code != ExitFailure || !strings.Contains(stderr.String(), "listen") {
 		t.Errorf("exit %d: %q", code, stderr.String())
+	}
+}
+
+// A mongodb+srv:// name that does not resolve (yet) is a runtime failure
+// (exit 1: a restart may cure it), not bad configuration (exit 2), and the
+// password stays out of the message.
+func TestSRVLookupFailureIsARuntimeError(t *testing.T) {
+	var stderr bytes.Buffer
+	code := cli.Main(context.Background(), Service(), "test", []string{"gateway"},
+		env(map[string]string{"HTTP_ADDR": "127.0.0.1:0", "MONGODB_URI": "mongodb+srv://u:hunter2@commentflow.invalid/"}), io.Discard, &stderr)
+	if code != ExitFailure || !strings.Contains(stderr.String(), "mongodb") || strings.Contains(stderr.String(), "MONGODB_URI (--mongodb-uri)") {
+		t.Errorf("exit %d, stderr %q; want 1, a runtime failure of mongodb", code, stderr.String())
+	}
+	if strings.Contains(stderr.String(), "hunter2") {
+		t.Errorf("stderr leaks the password: %q", stderr.String())
 	}
 }
 
 // TestStartsWithoutDatabase: the gateway serves (not ready) while MongoDB
 // is unreachable, rather than refusing to start.
 func TestStartsWithoutDatabase(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dead := ln.Addr().String()
-	_ = ln.Close()
+	dead := closedAddr(t)
 	g := start(t, map[string]string{"MONGODB_URI": "mongodb://" + dead, "GATEWAY_DB_TIMEOUT": "300ms"}, nil)
 	if status, _ := g.get(t, "/healthz"); status != http.StatusOK {
 		t.Errorf("/healthz: %d", status)

@@ -3,22 +3,18 @@ package app
 import (
 	"fmt"
 	"net/url"
-	"strings"
 	"time"
-
-	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/connstring"
 
 	"github.com/commentflow/commentflow/gateway/internal/cursor"
 	"github.com/commentflow/commentflow/platform/cli"
 	"github.com/commentflow/commentflow/platform/config"
-	"github.com/commentflow/commentflow/platform/telemetry"
+	"github.com/commentflow/commentflow/platform/mongoconn"
 	"github.com/commentflow/commentflow/schemas/names"
 )
 
 // Defaults; the database and collection are the contract's (schemas).
 const (
 	DefaultHTTPAddr   = ":8000"
-	DefaultMongoURI   = "mongodb://localhost:27017"
 	DefaultDatabase   = names.Database
 	DefaultCollection = names.Collection
 )
@@ -26,9 +22,7 @@ const (
 // Config is the gateway's configuration, read once at startup.
 type Config struct {
 	HTTPAddr          string
-	MongoURI          string
-	MongoDatabase     string
-	MongoCollection   string
+	Mongo             mongoconn.Config // MONGODB_URI, MONGODB_DATABASE, MONGODB_COLLECTION
 	CursorSecret      string
 	CORSOrigins       []string
 	DBTimeout         time.Duration
@@ -37,18 +31,13 @@ type Config struct {
 	WriteTimeout      time.Duration
 	IdleTimeout       time.Duration
 	MaxHeaderBytes    int
-	LogLevel          string
 	ShutdownTimeout   time.Duration
-	Telemetry         telemetry.Config // OTEL_*
 }
 
 // declare lists every variable with its flag, default and description.
-func declare(cfg *Config) *config.Set {
-	s := config.New("gateway")
+func (cfg *Config) declare(s *config.Set) {
 	s.String(&cfg.HTTPAddr, "HTTP_ADDR", DefaultHTTPAddr, "address to serve the API, Swagger UI and ops endpoints on (host:port)", cli.HostPort)
-	s.String(&cfg.MongoURI, "MONGODB_URI", DefaultMongoURI, "MongoDB connection string (mongodb:// or mongodb+srv://)", checkMongoURI)
-	s.String(&cfg.MongoDatabase, "MONGODB_DATABASE", DefaultDatabase, "database holding the comments", config.NotEmpty, checkDBName)
-	s.String(&cfg.MongoCollection, "MONGODB_COLLECTION", DefaultCollection, "collection holding the comments", config.NotEmpty, checkCollName)
+	cfg.Mongo.Declare(s, DefaultDatabase, DefaultCollection)
 	s.Secret(&cfg.CursorSecret, "GATEWAY_CURSOR_SECRET",
 		fmt.Sprintf("HMAC key signing pagination cursors, at least %d bytes; share it between replicas (default: random per process)", cursor.MinSecretLen))
 	s.List(&cfg.CORSOrigins, "GATEWAY_CORS_ORIGINS", "", `origins allowed cross-origin access, comma-separated, or * (default "": CORS off)`, checkOrigins)
@@ -58,68 +47,16 @@ func declare(cfg *Config) *config.Set {
 	s.Duration(&cfg.WriteTimeout, "GATEWAY_WRITE_TIMEOUT", 15*time.Second, "time limit to write a response", config.Positive)
 	s.Duration(&cfg.IdleTimeout, "GATEWAY_IDLE_TIMEOUT", 60*time.Second, "how long an idle keep-alive connection stays open", config.Positive)
 	s.Int(&cfg.MaxHeaderBytes, "GATEWAY_MAX_HEADER_BYTES", 16384, "largest request header block accepted, in bytes", config.Min(1024), config.Max(1<<20))
-	s.Enum(&cfg.LogLevel, "LOG_LEVEL", "info", "log level", "debug", "info", "warn", "error")
 	s.Duration(&cfg.ShutdownTimeout, "SHUTDOWN_TIMEOUT", 10*time.Second, "time to let in-flight requests finish on shutdown", config.Positive)
-	cfg.Telemetry.Declare(s)
-	return s
 }
 
-// parseConfig reads args (without the program name) and the environment.
-// Errors name the variable; config.ErrHelp asks for the usage text.
-func parseConfig(args []string, getenv func(string) string) (Config, *config.Set, error) {
-	var cfg Config
-	s := declare(&cfg)
-	if err := s.Parse(args, getenv); err != nil {
-		return cfg, s, err
-	}
+// validate checks what single variables cannot.
+func (cfg *Config) validate() error {
 	if cfg.CursorSecret != "" && len(cfg.CursorSecret) < cursor.MinSecretLen {
-		return cfg, s, config.Errorf("GATEWAY_CURSOR_SECRET", "must be at least %d bytes, got %d", cursor.MinSecretLen, len(cfg.CursorSecret))
+		return config.Errorf("GATEWAY_CURSOR_SECRET", "must be at least %d bytes, got %d", cursor.MinSecretLen, len(cfg.CursorSecret))
 	}
 	if cfg.WriteTimeout <= cfg.DBTimeout {
-		return cfg, s, config.Errorf("GATEWAY_WRITE_TIMEOUT", "must be longer than GATEWAY_DB_TIMEOUT (%s), got %s", cfg.DBTimeout, cfg.WriteTimeout)
-	}
-	return cfg, s, nil
-}
-
-func checkMongoURI(v string) error {
-	switch {
-	case strings.HasPrefix(v, "mongodb://"):
-		// Parsing a plain URI needs no network; it catches bad options.
-		if _, err := connstring.ParseAndValidate(v); err != nil {
-			return fmt.Errorf("invalid connection string: %s", redactURIError(err, v))
-		}
-	case strings.HasPrefix(v, "mongodb+srv://"):
-		// Parsing would resolve DNS; check the shape only.
-		if u, err := url.Parse(v); err != nil || u.Host == "" {
-			return fmt.Errorf("invalid connection string")
-		}
-	default:
-		return fmt.Errorf("must start with mongodb:// or mongodb+srv://")
-	}
-	return nil
-}
-
-// redactURIError keeps a password in the URI out of the error message.
-func redactURIError(err error, uri string) string {
-	msg := err.Error()
-	if u, perr := url.Parse(uri); perr == nil && u.User != nil {
-		if p, ok := u.User.Password(); ok && p != "" {
-			msg = strings.ReplaceAll(msg, p, "*****")
-		}
-	}
-	return msg
-}
-
-func checkDBName(v string) error {
-	if strings.ContainsAny(v, `/\. "$`+"\x00") || len(v) > 63 {
-		return fmt.Errorf("%q is not a valid database name", v)
-	}
-	return nil
-}
-
-func checkCollName(v string) error {
-	if strings.ContainsAny(v, "$\x00") || strings.HasPrefix(v, "system.") {
-		return fmt.Errorf("%q is not a valid collection name", v)
+		return config.Errorf("GATEWAY_WRITE_TIMEOUT", "must be longer than GATEWAY_DB_TIMEOUT (%s), got %s", cfg.DBTimeout, cfg.WriteTimeout)
 	}
 	return nil
 }

@@ -5,29 +5,20 @@ package app
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/commentflow/commentflow/platform/cli"
 	"github.com/commentflow/commentflow/platform/config"
-	"github.com/commentflow/commentflow/platform/logging"
+	"github.com/commentflow/commentflow/platform/kafkaconn"
 	"github.com/commentflow/commentflow/platform/ops"
-	"github.com/commentflow/commentflow/platform/telemetry"
 	"github.com/commentflow/commentflow/producer/internal/generate"
 	"github.com/commentflow/commentflow/producer/internal/produce"
 	"github.com/commentflow/commentflow/schemas"
 )
-
-// Version is the build's version, stamped into cmd/producer by the
-// Dockerfile and handed over by main.
-var Version = "dev"
 
 // Exit codes (platform/cli's).
 const (
@@ -42,41 +33,19 @@ const (
 	checkRegistry = "schema_registry"
 )
 
-// Main runs the producer (or its healthcheck subcommand) and returns the
-// exit code, having printed any error as one line on stderr.
-func Main(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-	if len(args) > 1 && ops.IsHealthcheck(args[1:]) {
-		return cli.Healthcheck(ctx, "producer", defaultHTTPAddr, args[2:], getenv, stdout, stderr)
-	}
-	return cli.Report(stderr, "producer", run(ctx, args, getenv, stdout, stderr))
+const service = "producer"
+
+// Service is the producer for cli.Main.
+func Service() cli.Service[Config] {
+	return cli.Service[Config]{Name: service, DefaultAddr: defaultHTTPAddr, Declare: (*Config).declare,
+		Validate: func(c *Config) error { return c.Kafka.Validate() }, Run: run,
+		ShutdownTimeout: func(c *Config) time.Duration { return c.ShutdownTimeout }}
 }
 
-// run is the producer. args[0] is the program name; the rest are flags.
-// It returns when count events are acknowledged, or after a graceful
-// shutdown once ctx is done.
-func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	if cli.IsVersion(args[1:]) {
-		fmt.Fprintln(stdout, "producer", Version)
-		return nil
-	}
-	var flags []string
-	if len(args) > 1 {
-		flags = args[1:]
-	}
-	cfg, set, err := parseConfig(flags, getenv)
-	if errors.Is(err, config.ErrHelp) {
-		set.Usage(stdout)
-		return nil
-	}
-	if err != nil {
-		return cli.Usage(err)
-	}
-	log, err := logging.New(stdout, cfg.LogLevel, "producer")
-	if err != nil {
-		return cli.Usage(config.Errorf("LOG_LEVEL", "%v", err))
-	}
-	log.Info("starting", "version", Version, slog.Group("config", set.Attrs()...))
-
+// run is the producer. It returns when count events are acknowledged, or
+// after a graceful shutdown once ctx is done.
+func run(ctx context.Context, cfg *Config, env cli.Env) error {
+	log := env.Log
 	// Everything that can be checked without the network is checked before
 	// anything starts, so that bad configuration exits 2 at once.
 	connOpts, err := cfg.Kafka.KafkaOpts(log)
@@ -104,56 +73,33 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return cli.Usage(config.Errorf("PRODUCER_POSTS", "%v", err))
 	}
-	tel, err := telemetry.Start(ctx, "producer", Version, cfg.Telemetry)
+
+	// The ops server comes up first and stays up until the very end, so
+	// /healthz answers during startup and the final flush.
+	o, err := ops.Start(ctx, ops.Options{
+		Service: service, Version: env.Version, Addr: cfg.HTTPAddr,
+		ShutdownTimeout: cfg.ShutdownTimeout, Log: log, Pending: []string{checkKafka, checkRegistry},
+	})
 	if err != nil {
-		return cli.Usage(err)
+		return err
 	}
-	// Registered before the client is closed, so it runs after: the spans
-	// of the final flush are exported too, within SHUTDOWN_TIMEOUT.
 	defer func() {
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
-		defer cancel()
-		if err := tel.Shutdown(sctx); err != nil {
-			log.Warn("flushing traces", "err", err)
+		if err := o.Stop(); err != nil {
+			log.Warn("ops server", "err", err)
 		}
 	}()
-	if tel.On() {
-		log.Info("tracing on", "endpoint", cfg.Telemetry.Where())
+	ready := o.Ready
+	metrics := produce.NewMetrics()
+	if err := metrics.Register(o.Registry); err != nil {
+		return err
 	}
-	cl, err := kgo.NewClient(append(append(connOpts, prodOpts...), tel.KafkaOpts("commentflow-producer", "")...)...)
+
+	cl, err := kgo.NewClient(append(append(connOpts, prodOpts...),
+		append(env.Telemetry.KafkaOpts("commentflow-producer", ""), kafkaconn.Metrics(service, o.Registry))...)...)
 	if err != nil {
 		return cli.Usage(fmt.Errorf("kafka client options: %w", err))
 	}
 	defer cl.Close()
-
-	// The ops server comes up first and stays up until the very end, so
-	// /healthz answers during startup and the final flush.
-	reg := ops.NewRegistry()
-	metrics := produce.NewMetrics(cl)
-	if err := metrics.Register(reg); err != nil {
-		return err
-	}
-	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name:        "commentflow_producer_build_info",
-		Help:        "Always 1; the version label is the producer's build.",
-		ConstLabels: prometheus.Labels{"version": Version},
-	}, func() float64 { return 1 }))
-	ready := ops.NewReadiness(checkKafka, checkRegistry)
-	srv := ops.Server(cfg.HTTPAddr, ops.Handler(reg, ready), log)
-	ln, err := ops.Listen(srv)
-	if err != nil {
-		return err
-	}
-	log.Info("ops server listening", "addr", ln.Addr().String())
-	srvCtx, stopSrv := context.WithCancel(context.WithoutCancel(ctx))
-	srvDone := make(chan error, 1)
-	go func() { srvDone <- ops.Serve(srvCtx, srv, ln, cfg.ShutdownTimeout) }()
-	defer func() {
-		stopSrv()
-		if err := <-srvDone; err != nil {
-			log.Warn("ops server", "err", err)
-		}
-	}()
 
 	schemaID, err := startup(ctx, cfg, cl, srcl, ready, log)
 	if ctx.Err() != nil {
@@ -165,8 +111,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 
 	var tracer trace.Tracer
-	if tel.On() {
-		tracer = tel.Tracer()
+	if env.Telemetry.On() {
+		tracer = env.Telemetry.Tracer()
 	}
 	p := produce.New(cl, schemas.NewEncoder(schemaID), produce.Options{
 		Logger:  log,
@@ -186,7 +132,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	// up, which also frees a Run blocked on a full buffer.
 	flushCtx, cancelFlush := flushContext(ctx, cfg.ShutdownTimeout, p.Abort)
 	defer cancelFlush()
-	rep := startReporter(p, cfg, log, stderr)
+	rep := startReporter(p, cfg, log, env.Stderr)
 	start := time.Now()
 	sent, runErr := p.Run(ctx, gen.Next, cfg.Rate, cfg.Count)
 	if ctx.Err() != nil {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/commentflow/commentflow/devstack/infra"
 	"github.com/commentflow/commentflow/platform/config"
+	"github.com/commentflow/commentflow/platform/ops"
 	"github.com/commentflow/commentflow/producer/internal/generate"
 	"github.com/commentflow/commentflow/producer/internal/produce"
 	"github.com/commentflow/commentflow/producer/internal/topictest"
@@ -27,7 +28,9 @@ import (
 )
 
 func TestHelpListsEveryVariable(t *testing.T) {
-	_, set, _ := parseConfig(nil, func(string) string { return "" })
+	var cfg Config
+	set := config.New(service)
+	cfg.declare(set)
 	for _, arg := range []string{"--help", "-h"} {
 		in := runMain(t, nil, arg)
 		if in.code != 0 {
@@ -39,7 +42,7 @@ func TestHelpListsEveryVariable(t *testing.T) {
 				t.Errorf("%s: no line for %s with its flag, default and description in:\n%s", arg, name, out)
 			}
 		}
-		for _, want := range []string{"PRODUCER_RATE", "KAFKA_COMPRESSION", "zstd", "SCHEMA_AUTO_REGISTER", "PROGRESS", "healthcheck"} {
+		for _, want := range []string{"PRODUCER_RATE", "KAFKA_COMPRESSION", "zstd", "SCHEMA_AUTO_REGISTER", "PROGRESS", "LOG_LEVEL", "healthcheck"} {
 			if !strings.Contains(out, want) {
 				t.Errorf("%s: help lacks %q", arg, want)
 			}
@@ -48,14 +51,14 @@ func TestHelpListsEveryVariable(t *testing.T) {
 			t.Errorf("%s: stderr %q, want nothing", arg, in.stderr.String())
 		}
 	}
-	if len(set.Names()) < 25 {
+	if len(set.Names()) < 24 { // and LOG_LEVEL, cli.Main's
 		t.Errorf("only %d variables declared: %v", len(set.Names()), set.Names())
 	}
 }
 
 func TestVersion(t *testing.T) {
 	in := runMain(t, nil, "--version")
-	if in.code != 0 || strings.TrimSpace(in.stdout.String()) != "producer "+Version {
+	if in.code != 0 || strings.TrimSpace(in.stdout.String()) != "producer test" {
 		t.Fatalf("--version: exit %d, stdout %q", in.code, in.stdout.String())
 	}
 }
@@ -235,7 +238,7 @@ func TestCountRunProducesEveryEventAndExits(t *testing.T) {
 	if cfg["SCHEMA_REGISTRY_PASSWORD"] != "*****" || strings.Contains(in.stdout.String(), "s3cret") {
 		t.Errorf("the registry password is not masked in the startup line: %v", cfg)
 	}
-	if cfg["PRODUCER_COUNT"] != strconv.Itoa(count) || starting.str("version") != Version {
+	if cfg["PRODUCER_COUNT"] != strconv.Itoa(count) || starting.str("version") != "test" {
 		t.Errorf("startup line %v lacks the version or the configuration", starting)
 	}
 	producing, ok := find(lines, "producing")
@@ -415,10 +418,16 @@ func TestStopFlushesEveryAcknowledgedEvent(t *testing.T) {
 		return metricValue(body, produce.MetricProduced) >= 1000
 	})
 	_, metrics := get(t, base+"/metrics")
-	for _, name := range []string{produce.MetricProduced, produce.MetricErrors, produce.MetricLatency + "_bucket", produce.MetricBuffered, "commentflow_producer_build_info", "go_goroutines"} {
+	for _, name := range []string{produce.MetricProduced, produce.MetricErrors, produce.MetricLatency + "_bucket", bufferedMetric, `commentflow_build_info{service="producer"`, "go_goroutines"} {
 		if !strings.Contains(metrics, "\n"+name) {
 			t.Errorf("/metrics lacks %s", name)
 		}
+	}
+	// Every service's metrics: commentflow_build_info, and only its own
+	// commentflow_producer_* (the client's kprom series too) beside the
+	// standard collectors.
+	if err := ops.CheckNames(service, metrics); err != nil {
+		t.Error(err)
 	}
 	waitFor(t, "a throughput line", func() bool { _, ok := find(in.logs(t), "throughput"); return ok })
 
@@ -447,6 +456,10 @@ func TestStopFlushesEveryAcknowledgedEvent(t *testing.T) {
 	}
 }
 
+// bufferedMetric is the records buffered in the client, not yet
+// acknowledged: franz-go's own metric (kprom), under the producer's prefix.
+const bufferedMetric = "commentflow_producer_kafka_buffered_produce_records_total"
+
 // metricValue reads an unlabeled sample from the Prometheus text format.
 func metricValue(body, name string) float64 {
 	for _, line := range strings.Split(body, "\n") {
@@ -469,7 +482,7 @@ func TestShutdownTimeoutGivesUpAndExits1(t *testing.T) {
 	st.Kafka.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Err: kerr.NotEnoughReplicas, Count: -1})
 	waitFor(t, "a full buffer", func() bool {
 		_, body := get(t, base+"/metrics")
-		return metricValue(body, produce.MetricBuffered) >= produce.DefaultMaxBuffered
+		return metricValue(body, bufferedMetric) >= produce.DefaultMaxBuffered
 	})
 	in.cancel()
 	if code := in.wait(t); code != ExitRuntime {

@@ -82,7 +82,7 @@ func TestBinarySIGTERMFlushesAndExits0(t *testing.T) {
 	waitFor(t, "500 acknowledged events", func() bool {
 		out := stdout.String()
 		if addr == "" {
-			if l, ok := find(parseLogs(t, out), "ops server listening"); ok {
+			if l, ok := find(parseLogs(t, out), "listening"); ok {
 				addr = l.str("addr")
 			}
 		}

@@ -8,7 +8,6 @@ import (
 	"github.com/commentflow/commentflow/platform/cli"
 	"github.com/commentflow/commentflow/platform/config"
 	"github.com/commentflow/commentflow/platform/kafkaconn"
-	"github.com/commentflow/commentflow/platform/telemetry"
 	"github.com/commentflow/commentflow/producer/internal/produce"
 	"github.com/commentflow/commentflow/schemas"
 )
@@ -34,10 +33,7 @@ type Config struct {
 	ShutdownTimeout time.Duration
 
 	HTTPAddr string
-	LogLevel string
 	Progress string
-
-	Telemetry telemetry.Config // OTEL_*
 }
 
 // Progress modes.
@@ -55,7 +51,6 @@ func (c *Config) declare(s *config.Set) {
 	s.Int(&c.Posts, "PRODUCER_POSTS", 200, "size of the pool of posts (post_id) comments attach to", config.Min(1), config.Max(10_000_000))
 	s.Int64(&c.Seed, "PRODUCER_SEED", 0, "seed for reproducible comments and ids, 0 = random (the seed used is logged)", config.Min(0))
 	c.Kafka.Declare(s)
-	c.Telemetry.Declare(s)
 	s.String(&c.Topic, "KAFKA_TOPIC", schemas.Topic, "topic to produce to", config.NotEmpty)
 	s.Enum(&c.Compression, "KAFKA_COMPRESSION", "zstd", "batch compression", produce.Compressions...)
 	s.Duration(&c.Linger, "KAFKA_LINGER", 5*time.Millisecond, "how long a partition's batch waits for more records (at most 1m)", durationIn(0, time.Minute))
@@ -64,24 +59,7 @@ func (c *Config) declare(s *config.Set) {
 	s.Duration(&c.StartupTimeout, "STARTUP_TIMEOUT", 60*time.Second, "how long to retry the brokers and the registry at startup", config.Positive)
 	s.Duration(&c.ShutdownTimeout, "SHUTDOWN_TIMEOUT", 10*time.Second, "on SIGTERM/SIGINT, how long to flush buffered events", config.Positive)
 	s.String(&c.HTTPAddr, "HTTP_ADDR", defaultHTTPAddr, "listen address of /healthz, /readyz and /metrics", cli.HostPort)
-	s.Enum(&c.LogLevel, "LOG_LEVEL", "info", "log level (debug logs every produced event)", "debug", "info", "warn", "error")
 	s.Enum(&c.Progress, "PROGRESS", ProgressAuto, "progress display on stderr: auto = a bar on a terminal when PRODUCER_COUNT > 0, plain lines otherwise", ProgressAuto, ProgressBar, ProgressPlain, ProgressOff)
-}
-
-// parseConfig reads the configuration from args (flags, without the
-// program name) and getenv, and validates it. It returns the set for
-// --help and the startup log line.
-func parseConfig(args []string, getenv func(string) string) (*Config, *config.Set, error) {
-	cfg := &Config{}
-	set := config.New("producer")
-	cfg.declare(set)
-	if err := set.Parse(args, getenv); err != nil {
-		return cfg, set, err
-	}
-	if err := cfg.Kafka.Validate(); err != nil {
-		return cfg, set, err
-	}
-	return cfg, set, nil
 }
 
 func nonNegative(v float64) error {

@@ -16,6 +16,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/commentflow/commentflow/devstack/infra"
+	"github.com/commentflow/commentflow/platform/cli"
 	"github.com/commentflow/commentflow/producer/internal/topictest"
 	"github.com/commentflow/commentflow/schemas"
 )
@@ -52,7 +53,7 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// instance is the producer run in-process through Main.
+// instance is the producer run in-process through cli.Main.
 type instance struct {
 	stdout, stderr syncBuffer
 	cancel         context.CancelFunc
@@ -67,7 +68,7 @@ func startMain(t *testing.T, env map[string]string, args ...string) *instance {
 	getenv := func(k string) string { return env[k] }
 	go func() {
 		defer close(in.done)
-		in.code = Main(ctx, append([]string{"producer"}, args...), getenv, &in.stdout, &in.stderr)
+		in.code = cli.Main(ctx, Service(), "test", append([]string{"producer"}, args...), getenv, &in.stdout, &in.stderr)
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -103,7 +104,7 @@ func (in *instance) opsAddr(t *testing.T) string {
 	var addr string
 	waitFor(t, "the ops server", func() bool {
 		for _, l := range in.logs(t) {
-			if l.msg() == "ops server listening" {
+			if l.msg() == "listening" {
 				addr = l.str("addr")
 				return true
 			}

@@ -1,19 +1,8 @@
 package app
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
-	"net"
-	"os"
-	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -26,108 +15,20 @@ import (
 	"github.com/commentflow/commentflow/schemas"
 )
 
-// pki is a throwaway CA with a server and a client certificate.
-type pki struct {
-	pool                      *x509.CertPool
-	server, client            tls.Certificate
-	caFile, certFile, keyFile string // PEM files of the CA and the client
-}
-
-func newPKI(t *testing.T) *pki {
-	t.Helper()
-	dir := t.TempDir()
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	caTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "commentflow test CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, _ := x509.ParseCertificate(caDER)
-	p := &pki{pool: x509.NewCertPool()}
-	p.pool.AddCert(ca)
-	p.caFile = writePEM(t, dir, "ca.pem", "CERTIFICATE", caDER)
-
-	issue := func(serial int64, cn string, usage x509.ExtKeyUsage) (tls.Certificate, []byte, []byte) {
-		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			t.Fatal(err)
-		}
-		tmpl := &x509.Certificate{
-			SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: cn},
-			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-			KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{usage},
-			IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
-		}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-		if err != nil {
-			t.Fatal(err)
-		}
-		keyDER, err := x509.MarshalECPrivateKey(key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, der, keyDER
-	}
-	p.server, _, _ = issue(2, "broker", x509.ExtKeyUsageServerAuth)
-	var der, keyDER []byte
-	p.client, der, keyDER = issue(3, "producer", x509.ExtKeyUsageClientAuth)
-	p.certFile = writePEM(t, dir, "client.pem", "CERTIFICATE", der)
-	p.keyFile = writePEM(t, dir, "client-key.pem", "EC PRIVATE KEY", keyDER)
-	return p
-}
-
-func writePEM(t *testing.T, dir, name, typ string, der []byte) string {
-	t.Helper()
-	path := filepath.Join(dir, name)
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
 // Against a cluster that requires mutual TLS and SASL, the producer
 // connects with KAFKA_TLS_* and each SASL mechanism; refused credentials
 // and an untrusted broker certificate exit 2 at once, naming the variable.
 func TestTLSAndSASL(t *testing.T) {
-	p := newPKI(t)
-	users := map[string][2]string{
-		"PLAIN":         {"plain-user", "plain-pw"},
-		"SCRAM-SHA-256": {"scram256-user", "scram256-pw"},
-		"SCRAM-SHA-512": {"scram512-user", "scram512-pw"},
-	}
-	kopts := []kfake.Opt{
-		kfake.NumBrokers(1),
-		kfake.SeedTopics(schemas.Partitions, schemas.Topic),
-		kfake.TLS(&tls.Config{
-			Certificates: []tls.Certificate{p.server},
-			ClientAuth:   tls.RequireAndVerifyClientCert,
-			ClientCAs:    p.pool,
-			MinVersion:   tls.VersionTLS12,
-		}),
-		kfake.EnableSASL(),
-	}
-	for mech, up := range users {
-		kopts = append(kopts, kfake.Superuser(mech, up[0], up[1]))
-	}
-	cluster, err := kfake.NewCluster(kopts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cluster.Close()
+	p := infra.NewPKI(t)
+	users := infra.SASLUsers
+	cluster := infra.SecureCluster(t, p, schemas.Partitions, schemas.Topic)
 	broker := cluster.ListenAddrs()[0]
 	st := infra.StartT(t, infra.Options{}) // for its schema registry
 
 	secure := func(mech string, kv ...string) map[string]string {
 		return with(baseEnv(st), append([]string{
 			"KAFKA_BROKERS", broker,
-			"KAFKA_TLS_CA_FILE", p.caFile, "KAFKA_TLS_CERT_FILE", p.certFile, "KAFKA_TLS_KEY_FILE", p.keyFile,
+			"KAFKA_TLS_CA_FILE", p.CAFile, "KAFKA_TLS_CERT_FILE", p.CertFile, "KAFKA_TLS_KEY_FILE", p.KeyFile,
 			"KAFKA_SASL_MECHANISM", mech, "KAFKA_SASL_USERNAME", users[mech][0], "KAFKA_SASL_PASSWORD", users[mech][1],
 			"PRODUCER_COUNT", "10", "LOG_LEVEL", "info", "STARTUP_TIMEOUT", "2s",
 		}, kv...)...)
@@ -153,7 +54,7 @@ func TestTLSAndSASL(t *testing.T) {
 		checkOneLineError(t, in.stderr.String(), "KAFKA_SASL_USERNAME", "refused the credentials")
 	})
 	t.Run("broker certificate not trusted", func(t *testing.T) {
-		in := runMain(t, secure("PLAIN", "KAFKA_TLS_CA_FILE", p.certFile)) // the client's certificate is no CA
+		in := runMain(t, secure("PLAIN", "KAFKA_TLS_CA_FILE", p.CertFile)) // the client's certificate is no CA
 		if in.code != ExitUsage {
 			t.Fatalf("exit %d, want %d; stderr: %s", in.code, ExitUsage, in.stderr.String())
 		}
@@ -162,7 +63,7 @@ func TestTLSAndSASL(t *testing.T) {
 
 	recs := topictest.ReadAllWith(t, st.RegistryURL(), schemas.Topic,
 		kgo.SeedBrokers(broker),
-		kgo.DialTLSConfig(&tls.Config{RootCAs: p.pool, Certificates: []tls.Certificate{p.client}, MinVersion: tls.VersionTLS12}),
+		kgo.DialTLSConfig(&tls.Config{RootCAs: p.Pool, Certificates: []tls.Certificate{p.Client}, MinVersion: tls.VersionTLS12}),
 		kgo.SASL(scram.Auth{User: users["SCRAM-SHA-512"][0], Pass: users["SCRAM-SHA-512"][1]}.AsSha512Mechanism()),
 	)
 	if len(recs) != 30 {

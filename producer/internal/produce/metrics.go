@@ -4,7 +4,6 @@ import (
 	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // Metric names, on the service's own registry.
@@ -12,20 +11,20 @@ const (
 	MetricProduced = "commentflow_producer_events_produced_total"
 	MetricErrors   = "commentflow_producer_produce_errors_total"
 	MetricLatency  = "commentflow_producer_produce_latency_seconds"
-	MetricBuffered = "commentflow_producer_buffered_records"
 )
 
-// Metrics are the producer's Prometheus metrics. Create them with the
-// client before startup so that /metrics shows them from the first scrape.
+// Metrics are the producer's own Prometheus metrics: what the client's
+// (kafkaconn.Metrics: connections, bytes, buffered records) cannot know.
+// Register them before startup so that /metrics shows them from the first
+// scrape.
 type Metrics struct {
 	produced prometheus.Counter
 	errors   prometheus.Counter
 	latency  prometheus.Histogram
-	buffered prometheus.GaugeFunc
 }
 
-// NewMetrics are the metrics of a producer on cl.
-func NewMetrics(cl *kgo.Client) *Metrics {
+// NewMetrics are the metrics of a producer.
+func NewMetrics() *Metrics {
 	return &Metrics{
 		produced: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: MetricProduced,
@@ -40,16 +39,12 @@ func NewMetrics(cl *kgo.Client) *Metrics {
 			Help:    "Time from handing an event to the Kafka client to its acknowledgement.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16), // 0.5ms .. 16s
 		}),
-		buffered: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: MetricBuffered,
-			Help: "Records buffered in the Kafka client, not yet acknowledged.",
-		}, func() float64 { return float64(cl.BufferedProduceRecords()) }),
 	}
 }
 
 // Register adds the metrics to r.
 func (m *Metrics) Register(r prometheus.Registerer) error {
-	for _, c := range []prometheus.Collector{m.produced, m.errors, m.latency, m.buffered} {
+	for _, c := range []prometheus.Collector{m.produced, m.errors, m.latency} {
 		if err := r.Register(c); err != nil {
 			return fmt.Errorf("register producer metrics: %w", err)
 		}

@@ -128,7 +128,7 @@ func New(cl *kgo.Client, enc *schemas.Encoder, opts Options) *Producer {
 		spanName: "create " + opts.Topic,
 	}
 	if p.m == nil {
-		p.m = NewMetrics(cl)
+		p.m = NewMetrics()
 	}
 	p.items.New = func() any { return &item{Context: context.Background()} }
 	p.promise = p.done

@@ -58,8 +58,10 @@ func CountWith(t testing.TB, topic string, opts ...kgo.Opt) int64 {
 }
 
 // ReadAll returns every record of topic up to its end offsets as of the
-// call, in partition then offset order, failing the test if one does not
-// decode as a valid Comment.
+// call, in the order fetched: each partition's records in offset order,
+// the partitions interleaved (sort by Partition, Offset if a test needs a
+// total order). It fails the test if one does not decode as a valid
+// Comment.
 func ReadAll(t testing.TB, brokers, registryURL, topic string) []Record {
 	t.Helper()
 	return ReadAllWith(t, registryURL, topic, kgo.SeedBrokers(brokers))

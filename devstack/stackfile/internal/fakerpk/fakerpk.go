@@ -35,6 +35,7 @@ type State struct {
 	SchemaIDs  map[string]int    // subject -> schema ID
 	Versions   map[string]int    // subject -> latest version
 	Compat     map[string]string // subject -> level
+	Brokers    int               // brokers in the cluster (0 = 1): the highest replication factor
 	UnhealthyN int               // cluster health reports false this many more times
 	RegistryN  int               // the registry refuses this many more requests
 	SchemaErrN int               // schema create fails (transiently) this many more times
@@ -123,6 +124,9 @@ func Run(statePath string, args []string, stdout, stderr io.Writer) (code int) {
 			return 1
 		case p <= 0 || r <= 0:
 			fmt.Fprintf(stdout, "%s  INVALID_PARTITIONS\n", name)
+			return 1
+		case r > max(1, s.Brokers):
+			fmt.Fprintf(stdout, "%s  INVALID_REPLICATION_FACTOR: Replication factor is below 1 or larger than the number of available brokers.\n", name)
 			return 1
 		}
 		s.Topics[name], s.Replicas[name] = p, r

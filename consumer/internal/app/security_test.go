@@ -1,0 +1,66 @@
+package app_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/commentflow/commentflow/devstack/infra"
+	"github.com/commentflow/commentflow/schemas"
+)
+
+// Against a cluster that requires mutual TLS and SASL, the consumer
+// connects with KAFKA_TLS_* and each SASL mechanism; refused credentials
+// and an untrusted broker certificate exit 2 at once (well before
+// STARTUP_TIMEOUT), naming the variable, as the producer does.
+func TestTLSAndSASL(t *testing.T) {
+	p := infra.NewPKI(t)
+	cluster := infra.SecureCluster(t, p, schemas.Partitions, schemas.Topic, schemas.DLQTopic)
+	s := newStack(t) // for its database and registry
+	secure := func(mech string, kv ...string) map[string]string {
+		return s.env(append([]string{
+			"KAFKA_BROKERS", cluster.ListenAddrs()[0],
+			"KAFKA_TLS_CA_FILE", p.CAFile, "KAFKA_TLS_CERT_FILE", p.CertFile, "KAFKA_TLS_KEY_FILE", p.KeyFile,
+			"KAFKA_SASL_MECHANISM", mech, "KAFKA_SASL_USERNAME", infra.SASLUsers[mech][0], "KAFKA_SASL_PASSWORD", infra.SASLUsers[mech][1],
+			// long enough that exiting 2 at once is told apart from giving up
+			"STARTUP_TIMEOUT", "10m",
+		}, kv...)...)
+	}
+	for _, mech := range []string{"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"} {
+		t.Run(mech, func(t *testing.T) {
+			in := s.start(mech, secure(mech))
+			if err := in.stop(); err != nil {
+				t.Fatalf("stop: %v", err)
+			}
+		})
+	}
+	exits2 := func(t *testing.T, env map[string]string, variable, words string) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+		defer cancel()
+		var stdout, stderr strings.Builder
+		code := mainWith(ctx, env, &stdout, &stderr)
+		if ctx.Err() != nil {
+			t.Fatalf("still waiting after %s: the failure was retried instead of exiting 2 at once; logs:\n%s", testTimeout, stdout.String())
+		}
+		if code != 2 || !strings.Contains(stderr.String(), variable) || !strings.Contains(stderr.String(), words) ||
+			strings.Count(strings.TrimSpace(stderr.String()), "\n") > 0 {
+			t.Fatalf("exit %d, stderr %q; want 2 and one line naming %s (%q)", code, stderr.String(), variable, words)
+		}
+	}
+	t.Run("credentials refused", func(t *testing.T) {
+		// kfake drops the connection on a wrong password, where Kafka and
+		// Redpanda answer SASL_AUTHENTICATION_FAILED; a fault gives that
+		// answer.
+		refuse := cluster.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.SASLAuthenticate}, Err: kerr.SaslAuthenticationFailed, TopLevel: true, Count: -1})
+		defer refuse.Remove()
+		exits2(t, secure("SCRAM-SHA-512", "KAFKA_SASL_PASSWORD", "wrong"), "KAFKA_SASL_USERNAME", "refused the credentials")
+	})
+	t.Run("broker certificate not trusted", func(t *testing.T) {
+		exits2(t, secure("PLAIN", "KAFKA_TLS_CA_FILE", p.CertFile), "KAFKA_TLS_CA_FILE", "not trusted") // the client's certificate is no CA
+	})
+}

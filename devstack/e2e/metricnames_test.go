@@ -1,0 +1,173 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/commentflow/commentflow/devstack/observability"
+	"github.com/commentflow/commentflow/devstack/procs"
+	"github.com/commentflow/commentflow/devstack/system"
+	"github.com/commentflow/commentflow/schemas"
+)
+
+// metricUses maps each metric name the dashboard panels and the alerting
+// rules use to where they use it.
+func metricUses(t *testing.T) map[string][]string {
+	t.Helper()
+	uses := map[string][]string{}
+	for _, p := range observability.Panels {
+		for _, q := range p.Queries {
+			for _, n := range observability.MetricNames(q.Expr) {
+				uses[n] = append(uses[n], fmt.Sprintf("dashboard panel %q", p.Title))
+			}
+		}
+	}
+	root, err := procs.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	text, err := os.ReadFile(filepath.Join(root, filepath.FromSlash(observability.AlertsFile)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rules, err := observability.ParseRules(text)
+	if err != nil {
+		t.Fatalf("%s: %v", observability.AlertsFile, err)
+	}
+	for _, r := range rules {
+		for _, n := range observability.MetricNames(r.Expr) {
+			uses[n] = append(uses[n], "alert "+r.Alert)
+		}
+	}
+	for _, n := range observability.SynthesizedMetrics {
+		delete(uses, n)
+	}
+	return uses
+}
+
+// scrapeNames returns the sample names a /metrics endpoint exposes.
+func scrapeNames(ctx context.Context, url string) (map[string]bool, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		_, _ = io.Copy(io.Discard, resp.Body)
+		return nil, fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	names := map[string]bool{}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		if i := strings.IndexAny(line, "{ "); i > 0 {
+			names[line[:i]] = true
+		}
+	}
+	return names, sc.Err()
+}
+
+// Every metric a dashboard panel or an alerting rule uses must be exposed by
+// a real service: the binaries run on the in-process infrastructure, with
+// traffic that makes every labeled series appear (events, a poison record,
+// API requests). A renamed metric fails here, naming the panel or alert to fix.
+func TestDashboardAndAlertMetricsAreExposed(t *testing.T) {
+	uses := metricUses(t)
+	sys := start(t, system.Config{Consumers: 1, Rate: 50})
+
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+
+	// A poison record, so that the dead-letter counter has a series.
+	kcl, err := kgo.NewClient(kgo.SeedBrokers(sys.Infra.KafkaAddr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kcl.Close()
+	if err := kcl.ProduceSync(ctx, &kgo.Record{Topic: schemas.Topic, Key: []byte("poison"), Value: []byte("not avro")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+
+	exposed := map[string]string{} // name -> service
+	var missing []string
+	for {
+		// API traffic for the gateway's request series.
+		if req, err := http.NewRequestWithContext(ctx, http.MethodGet, sys.GatewayURL()+"/api/v1/comments?limit=1", nil); err == nil {
+			if resp, err := http.DefaultClient.Do(req); err == nil {
+				_, _ = io.Copy(io.Discard, resp.Body)
+				_ = resp.Body.Close()
+			}
+		}
+		services := map[string]*procs.Proc{"producer": sys.Producer(), "gateway": sys.Gateway()}
+		for i, c := range sys.Consumers() {
+			services[fmt.Sprintf("consumer-%d", i+1)] = c
+		}
+		for name, p := range services {
+			names, err := scrapeNames(ctx, sys.OpsURL(p)+"/metrics")
+			if err != nil {
+				continue // restarting; scrape again on the next round
+			}
+			for n := range names {
+				exposed[n] = name
+			}
+		}
+		missing = missing[:0]
+		for n := range uses {
+			if _, ok := exposed[n]; !ok {
+				missing = append(missing, n)
+			}
+		}
+		if len(missing) == 0 {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			sort.Strings(missing)
+			var all []string
+			for n := range exposed {
+				all = append(all, n)
+			}
+			slices.Sort(all)
+			for _, n := range missing {
+				t.Errorf("%s uses metric %s, which no service exposes; similar exposed names: %v",
+					strings.Join(uses[n], ", "), n, similar(n, all))
+			}
+			return
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// similar lists exposed names that share the missing name's last two words
+// (such as http_requests_total), to point at a rename.
+func similar(name string, exposed []string) []string {
+	parts := strings.Split(name, "_")
+	tail := "_" + strings.Join(parts[max(0, len(parts)-2):], "_")
+	var out []string
+	for _, e := range exposed {
+		if strings.HasSuffix(e, tail) || strings.HasSuffix(name, strings.TrimPrefix(e, "commentflow_")) {
+			out = append(out, e)
+		}
+	}
+	return out
+}

@@ -1,0 +1,147 @@
+package observability
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/commentflow/commentflow/devstack/procs"
+)
+
+func repoFile(t *testing.T, rel string) string {
+	t.Helper()
+	root, err := procs.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Join(root, filepath.FromSlash(rel))
+}
+
+func TestDashboardFileIsUpToDate(t *testing.T) {
+	want, err := Dashboard()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(repoFile(t, DashboardFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s is not what Panels generate: run `go generate ./observability/` in devstack/ and commit the result", DashboardFile)
+	}
+}
+
+func TestDashboardAnswersTheOperatorsQuestions(t *testing.T) {
+	var exprs []string
+	for _, p := range Panels {
+		if len(p.Queries) == 0 {
+			t.Errorf("panel %q has no query", p.Title)
+		}
+		for _, q := range p.Queries {
+			exprs = append(exprs, q.Expr)
+		}
+	}
+	all := strings.Join(exprs, "\n")
+	for question, metric := range map[string]string{
+		"events produced/s":        "commentflow_producer_events_produced_total",
+		"stored/s":                 "commentflow_consumer_documents_stored_total",
+		"dead-lettered/s by class": "commentflow_consumer_dead_lettered_total",
+		"lag per partition":        "commentflow_consumer_lag",
+		"batch insert latency":     "commentflow_consumer_write_latency_seconds_bucket",
+		"registry/MongoDB retries": "commentflow_consumer_retries_total",
+		"gateway requests/s":       "commentflow_gateway_http_requests_total",
+		"gateway p50/p99":          "commentflow_gateway_http_request_duration_seconds_bucket",
+		"readiness":                "commentflow_gateway_ready",
+	} {
+		if !strings.Contains(all, metric) {
+			t.Errorf("no panel answers %q (no query uses %s)", question, metric)
+		}
+	}
+}
+
+func TestMetricNames(t *testing.T) {
+	for expr, want := range map[string][]string{
+		`sum by (class) (rate(a_total[$__rate_interval]))`:                            {"a_total"},
+		`histogram_quantile(0.99, sum by (le) (rate(x_bucket{job="y"}[5m])))`:         {"x_bucket"},
+		`sum(rate(r{status=~"5.."}[5m])) / sum(rate(r[5m])) > 0.01`:                   {"r"},
+		`a == 0 or b == 0 or up{job=~"p|q"} == 0`:                                     {"a", "b", "up"},
+		`sum(l) > 0 and deriv(sum(l)[5m:30s]) > 0`:                                    {"l"},
+		`sum by (class) (d) > 0 unless sum by (class) (d offset 10m)`:                 {"d"},
+		`min by (job) (up) * 1e3 + on(instance) group_left(version) info{a="b"}`:      {"up", "info"},
+		`label_replace(m, "dst", "$1", "src", "(.*)") or vector(0) or absent(nope_1)`: {"m", "nope_1"},
+	} {
+		if got := MetricNames(expr); !slices.Equal(got, want) {
+			t.Errorf("MetricNames(%q) = %q, want %q", expr, got, want)
+		}
+	}
+}
+
+func TestAlertRules(t *testing.T) {
+	text, err := os.ReadFile(repoFile(t, AlertsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rules, err := ParseRules(text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// What an operator must be woken for, and for how long it must last.
+	want := map[string]string{
+		"ConsumerLagGrowing": "5m",
+		"DeadLetters":        "",
+		"ServiceNotReady":    "2m",
+		"GatewayErrorRatio":  "5m",
+	}
+	got := map[string]string{}
+	for _, r := range rules {
+		got[r.Alert] = r.For
+		if r.Labels["severity"] == "" || r.Annotations["summary"] == "" {
+			t.Errorf("alert %s: needs a severity label and a summary", r.Alert)
+		}
+		if len(MetricNames(r.Expr)) == 0 {
+			t.Errorf("alert %s: expression %q selects no metric", r.Alert, r.Expr)
+		}
+	}
+	for name, f := range want {
+		if g, ok := got[name]; !ok {
+			t.Errorf("no alert %s", name)
+		} else if g != f {
+			t.Errorf("alert %s: for = %q, want %q", name, g, f)
+		}
+	}
+}
+
+func promtool(t *testing.T) string {
+	t.Helper()
+	p, err := exec.LookPath("promtool")
+	if err != nil {
+		t.Skip("promtool not found: install Debian's prometheus package (apt-get install prometheus; .ci/run does) to check the Prometheus configuration and alerting rules")
+	}
+	return p
+}
+
+func runPromtool(t *testing.T, args ...string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, promtool(t), args...)
+	cmd.Dir = filepath.Dir(repoFile(t, PrometheusConfigFile))
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Errorf("promtool %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+}
+
+// The configuration loads (with the rule files it names), the rules parse,
+// and the alerts fire when they should and only then (alerts_test.yml).
+func TestPrometheusConfigAndRulesWithPromtool(t *testing.T) {
+	runPromtool(t, "check", "config", filepath.Base(PrometheusConfigFile))
+	runPromtool(t, "check", "rules", filepath.Base(AlertsFile))
+	runPromtool(t, "test", "rules", "alerts_test.yml")
+}
