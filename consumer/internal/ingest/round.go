@@ -24,6 +24,7 @@ type batch struct {
 	opened  time.Time // when its first record was polled
 	records int
 	docs    []store.Document
+	recs    []*kgo.Record // recs[i] is the record of docs[i]
 	letters []dlq.Letter
 	first   map[partition]*kgo.Record
 	last    map[partition]*kgo.Record
@@ -351,6 +352,7 @@ func (c *Consumer) decodeInto(ctx context.Context, h *hold, r *kgo.Record, b *ba
 			Kafka:     store.Position{Partition: r.Partition, Offset: r.Offset},
 			SchemaID:  id,
 		})
+		b.recs = append(b.recs, r)
 		return true
 	}
 	class := string(schemas.ClassOf(err))
