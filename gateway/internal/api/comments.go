@@ -10,9 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/topology"
-
 	"github.com/commentflow/commentflow/gateway/internal/cursor"
 	"github.com/commentflow/commentflow/gateway/internal/store"
 )
@@ -281,8 +278,7 @@ func (s *server) dbFailed(w http.ResponseWriter, r *http.Request, op string, err
 		unavailable(w, r, "The request was canceled.")
 		return
 	}
-	if errors.Is(err, context.DeadlineExceeded) || mongo.IsTimeout(err) || mongo.IsNetworkError(err) ||
-		errors.As(err, &topology.ServerSelectionError{}) {
+	if store.Unavailable(err) {
 		s.log.WarnContext(r.Context(), op+": database unavailable", "err", err)
 		unavailable(w, r, "The database is unreachable or did not answer in time.")
 		return
