@@ -21,45 +21,35 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/readpref"
 	"go.mongodb.org/mongo-driver/v2/mongo/writeconcern"
 	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/connstring"
+
+	"github.com/commentflow/commentflow/schemas/stored"
 )
 
-// Document is a stored comment. The field names are the storage contract
-// the gateway reads (see DESIGN.md, "Storage").
-type Document struct {
-	ID         string    `bson:"_id"`
-	PostID     string    `bson:"post_id"`
-	Name       string    `bson:"name"`
-	Text       string    `bson:"text"`
-	Address    string    `bson:"address"`
-	CreatedAt  time.Time `bson:"created_at"`  // BSON date, event time
-	IngestedAt time.Time `bson:"ingested_at"` // BSON date, when this consumer stored it
-	Kafka      Position  `bson:"kafka"`
-	SchemaID   int       `bson:"schema_id"` // the writer schema the event was encoded with
-}
+// Document is a stored comment: the storage contract the gateway reads,
+// defined once in schemas/stored.
+type Document = stored.Document
 
 // Position is where in the topic a stored comment came from.
-type Position struct {
-	Partition int32 `bson:"partition"`
-	Offset    int64 `bson:"offset"`
-}
+type Position = stored.Position
 
-// Index is one index of the comments collection.
+// Index is one index of the comments collection, as the driver takes it.
 type Index struct {
 	Name string
 	Keys bson.D
 }
 
-// Indexes are the indexes the gateway's queries need: the newest comments,
-// a post's comments and an author's comments, each newest first with _id as
-// the tie-breaker of its keyset pagination. The names are MongoDB's default
-// names for these keys, so an index created by hand with the same keys is
-// recognized rather than conflicting.
+// Indexes are the indexes the gateway's queries need, declared in
+// schemas/stored (where a test proves each gateway query has one).
 func Indexes() []Index {
-	return []Index{
-		{"created_at_-1__id_-1", bson.D{{Key: "created_at", Value: -1}, {Key: "_id", Value: -1}}},
-		{"post_id_1_created_at_-1__id_-1", bson.D{{Key: "post_id", Value: 1}, {Key: "created_at", Value: -1}, {Key: "_id", Value: -1}}},
-		{"name_1_created_at_-1__id_-1", bson.D{{Key: "name", Value: 1}, {Key: "created_at", Value: -1}, {Key: "_id", Value: -1}}},
+	var out []Index
+	for _, ix := range stored.Indexes() {
+		keys := make(bson.D, 0, len(ix.Keys))
+		for _, k := range ix.Keys {
+			keys = append(keys, bson.E{Key: k.Field, Value: k.Dir})
+		}
+		out = append(out, Index{Name: ix.Name, Keys: keys})
 	}
+	return out
 }
 
 // Config says where to store.

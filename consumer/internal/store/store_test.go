@@ -145,7 +145,10 @@ func TestEnsureIndexes(t *testing.T) {
 	for _, ix := range got {
 		keys[ix.Name] = keyString(ix.Key)
 	}
-	for _, ix := range Indexes()[:2] {
+	for i, ix := range Indexes() {
+		if i == 2 {
+			continue // by_author
+		}
 		if keys[ix.Name] != keyString(ix.Keys) {
 			t.Errorf("index %s: keys %q, want %q (have %v)", ix.Name, keys[ix.Name], keyString(ix.Keys), keys)
 		}
