@@ -86,7 +86,8 @@ func TestValidateRefuses(t *testing.T) {
 			if !errors.Is(err, schemas.ErrInvalid) {
 				t.Fatalf("got %v, want an invalid comment", err)
 			}
-			if !strings.HasPrefix(err.(*schemas.DecodeError).Err.Error(), tc.field+" ") {
+			de, ok := errors.AsType[*schemas.DecodeError](err)
+			if !ok || !strings.HasPrefix(de.Err.Error(), tc.field+" ") {
 				t.Errorf("reason %q does not start with the field %q", err, tc.field)
 			}
 		})
