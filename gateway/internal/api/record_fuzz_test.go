@@ -84,6 +84,8 @@ func FuzzRecord(f *testing.F) {
 		schemas.ClassAvroDecode: true, schemas.ClassInvalid: true}
 
 	f.Fuzz(func(t *testing.T, cid, post, name, text, address string, createdMs int64, trailing []byte) {
+		ctx, cancel := context.WithTimeout(t.Context(), time.Minute) // per input: a fuzz run outlasts apitest.Ctx
+		defer cancel()
 		in := schemas.Comment{ID: cid, PostID: post, Name: name, Text: text, Address: address,
 			CreatedAt: time.UnixMilli(createdMs).UTC()}
 		b, err := enc.Encode(&in)
