@@ -63,3 +63,22 @@ func TestBoundsComeFromSpec(t *testing.T) {
 		}
 	}
 }
+
+// TestSpecWithoutDefaultRefused: the gateway refuses to start with a spec
+// whose limit has no default, rather than invent one in Go.
+func TestSpecWithoutDefaultRefused(t *testing.T) {
+	t.Parallel()
+	old := "maximum: 100\n        default: 20\n"
+	yaml := string(gateway.OpenAPIYAML)
+	if strings.Count(yaml, old) != 1 {
+		t.Fatalf("openapi.yaml has %q not exactly once", old)
+	}
+	modified, err := api.LoadSpecFrom(context.Background(), []byte(strings.Replace(yaml, old, "maximum: 100\n", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = api.NewServer(context.Background(), api.Options{Collection: client.Database("x").Collection("y"), Spec: modified})
+	if err == nil || !strings.Contains(err.Error(), `"limit"`) || !strings.Contains(err.Error(), "default") {
+		t.Errorf("NewServer with a limit without default: %v, want an error naming limit's default", err)
+	}
+}
