@@ -7,16 +7,16 @@ import (
 
 // A comment a user wrote on a post of the social network. Comments are immutable events: a comment is never updated, only added.
 type Comment struct {
-	// Unique comment identifier, a UUIDv7 (time-ordered). It is the idempotency key: MongoDB stores it as _id.
+	// Unique comment identifier, a UUIDv7 (time-ordered), in the 36-character hyphenated form; hex digits of either case, canonicalised to lower case by the consumer, so both spellings are one comment. It is the idempotency key: MongoDB stores it as _id.
 	ID string `avro:"id" json:"id"`
-	// The post the comment belongs to (UUID). Also the Kafka record key, so a post's comments stay in order on one partition.
+	// The post the comment belongs to (UUID, 36-character hyphenated form, canonicalised to lower case by the consumer). Also the Kafka record key, so a post's comments stay in order on one partition.
 	PostID string `avro:"post_id" json:"post_id"`
-	// Display name of the comment's author.
+	// Display name of the comment's author: valid UTF-8, no control characters, at most 200 characters.
 	Name string `avro:"name" json:"name"`
-	// The comment itself, never empty.
+	// The comment itself: not blank, valid UTF-8, no control characters except newline and tab, at most 10000 characters.
 	Text string `avro:"text" json:"text"`
-	// Postal address the author gave in their profile, free text.
+	// Postal address the author gave in their profile, free text: valid UTF-8, no control characters, at most 500 characters.
 	Address string `avro:"address" json:"address"`
-	// When the author posted the comment (event time), milliseconds since the Unix epoch, UTC.
+	// When the author posted the comment (event time), milliseconds since the Unix epoch, UTC: after 1970-01-01T00:00:00Z and at most the consumer's allowed skew (1 hour unless configured) in the future.
 	CreatedAt time.Time `avro:"created_at" json:"created_at"`
 }

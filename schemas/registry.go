@@ -16,6 +16,9 @@ type Registry struct {
 	subject string
 	text    string
 	schema  avro.Schema
+
+	level    sr.CompatibilityLevel // the subject's level after Register
+	levelSet bool                  // whether Register set it (the subject had none)
 }
 
 // NewRegistry is a Registry for the embedded Comment schema under Subject.
@@ -49,8 +52,11 @@ func (r *Registry) WithSchema(text string) (*Registry, error) {
 // idempotent: the same schema gets the same ID again. Before registering it
 // checks, locally, that the schema is BACKWARD compatible with the latest
 // registered version (it can read every event written with it) — real
-// registries refuse otherwise, srfake does not, ours must either way — and
-// afterwards sets the subject's compatibility level to BACKWARD.
+// registries refuse otherwise, srfake does not, ours must either way.
+// Afterwards it sets the subject's compatibility level to BACKWARD only if
+// the subject has no level of its own: an operator's level (FULL,
+// FULL_TRANSITIVE, ...) is never overruled. Compatibility reports the level
+// in force. Register is not safe for concurrent use.
 func (r *Registry) Register(ctx context.Context) (int, error) {
 	latest, err := r.cl.SchemaByVersion(ctx, r.subject, -1)
 	switch {
@@ -72,12 +78,45 @@ func (r *Registry) Register(ctx context.Context) (int, error) {
 		}
 		return 0, fmt.Errorf("register %s: %w", r.subject, registryErr(err))
 	}
-	for _, res := range r.cl.SetCompatibility(ctx, sr.SetCompatibility{Level: sr.CompatBackward}, r.subject) {
-		if res.Err != nil {
-			return 0, fmt.Errorf("set %s compatibility to BACKWARD: %w", r.subject, registryErr(res.Err))
-		}
+	if err := r.ensureCompatibility(ctx); err != nil {
+		return 0, err
 	}
 	return ss.ID, nil
+}
+
+// ensureCompatibility reads the subject's own compatibility level and sets
+// BACKWARD only when it has none. A registry answers 404 for a subject
+// without a level of its own (Confluent's and Redpanda's default,
+// defaultToGlobal=false).
+func (r *Registry) ensureCompatibility(ctx context.Context) error {
+	res := r.cl.Compatibility(ctx, r.subject)
+	var err error
+	if len(res) == 1 {
+		err = res[0].Err
+	}
+	switch {
+	case len(res) != 1:
+		return fmt.Errorf("read %s compatibility: %d answers", r.subject, len(res))
+	case err == nil && res[0].Level != 0:
+		r.level, r.levelSet = res[0].Level, false
+		return nil
+	case err != nil && !isNotFound(err):
+		return fmt.Errorf("read %s compatibility: %w", r.subject, registryErr(err))
+	}
+	for _, res := range r.cl.SetCompatibility(ctx, sr.SetCompatibility{Level: sr.CompatBackward}, r.subject) {
+		if res.Err != nil {
+			return fmt.Errorf("set %s compatibility to BACKWARD: %w", r.subject, registryErr(res.Err))
+		}
+	}
+	r.level, r.levelSet = sr.CompatBackward, true
+	return nil
+}
+
+// Compatibility is the subject's compatibility level in force after
+// Register, and whether Register set it (true: the subject had none, it is
+// now BACKWARD; false: the level was the operator's and is kept).
+func (r *Registry) Compatibility() (level string, setByUs bool) {
+	return r.level.String(), r.levelSet
 }
 
 // Lookup finds the ID of the schema without registering it, for deployments

@@ -7,7 +7,6 @@ import (
 	"io"
 	"math"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -113,6 +112,8 @@ type Decoder struct {
 	// not one per record.
 	unknownMu sync.Mutex
 	unknown   map[int]time.Time // id -> when to ask again
+
+	validator Validator
 }
 
 // UnknownTTL is how long a schema ID the registry did not know is answered
@@ -128,13 +129,18 @@ type writer struct {
 }
 
 // NewDecoder is a Decoder that looks writer schemas up in cl.
-func NewDecoder(cl *sr.Client) *Decoder {
-	d := &Decoder{cl: cl}
+// It validates with the default Validator.
+func NewDecoder(cl *sr.Client) *Decoder { return NewDecoderWith(cl, Validator{}) }
+
+// NewDecoderWith is a Decoder that validates decoded comments with v.
+func NewDecoderWith(cl *sr.Client, v Validator) *Decoder {
+	d := &Decoder{cl: cl, validator: v}
 	d.cache.Store(&map[int]*writer{})
 	return d
 }
 
-// Decode reads a framed record, validates it, and returns the comment and
+// Decode reads a framed record, validates it (canonicalising its UUIDs,
+// see Validate), and returns the comment and
 // its writer schema ID. Every error is a *DecodeError.
 func (d *Decoder) Decode(ctx context.Context, b []byte) (Comment, int, error) {
 	var c Comment
@@ -154,7 +160,7 @@ func (d *Decoder) Decode(ctx context.Context, b []byte) (Comment, int, error) {
 	if err := unmarshal(w.schema, body, &c); err != nil {
 		return c, id, &DecodeError{Class: ClassAvroDecode, SchemaID: id, Err: err}
 	}
-	if err := Validate(&c); err != nil {
+	if err := d.validator.Validate(&c); err != nil {
 		if de, ok := errors.AsType[*DecodeError](err); ok {
 			de.SchemaID = id
 		}
@@ -182,6 +188,12 @@ func unmarshal(s avro.Schema, body []byte, c *Comment) (err error) {
 		}
 		return r.Error
 	}
+	// The record must be the whole body: bytes after it mean the writer
+	// and the schema disagree, so what was read cannot be trusted.
+	if r.Peek(); r.Error == nil {
+		return errors.New("avro: trailing bytes after the record")
+	}
+	r.Error = nil
 	return nil
 }
 
@@ -263,22 +275,6 @@ func resolve(id int, s sr.Schema) *writer {
 		return &writer{err: decodeErr(ClassAvroDecode, id, "writer schema %d cannot be read as the current Comment: %v", id, err)}
 	}
 	return &writer{schema: composite}
-}
-
-// Validate checks what the schema cannot: a non-empty text, canonical UUIDs
-// and a set creation time. Its errors are *DecodeError of ClassInvalid.
-func Validate(c *Comment) error {
-	switch {
-	case !isUUID(c.ID):
-		return decodeErr(ClassInvalid, 0, "id %q is not a UUID", clip(c.ID))
-	case !isUUID(c.PostID):
-		return decodeErr(ClassInvalid, 0, "post_id %q is not a UUID", clip(c.PostID))
-	case strings.TrimSpace(c.Text) == "":
-		return decodeErr(ClassInvalid, 0, "text is empty")
-	case c.CreatedAt.IsZero() || c.CreatedAt.UnixMilli() == 0:
-		return decodeErr(ClassInvalid, 0, "created_at is not set")
-	}
-	return nil
 }
 
 // isUUID accepts only the canonical 36-character form: hex digits (either

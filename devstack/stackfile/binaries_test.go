@@ -98,53 +98,73 @@ type binResult struct {
 	err  error
 }
 
-// serviceBinary builds a service from the workspace with the Dockerfile's
-// flags (CGO_ENABLED=0, -trimpath, -ldflags -X main.version=...) once per
-// test run, and returns its path. It skips the test while the service's
-// main package does not exist yet.
+// serviceBinary returns the path of a service built from the workspace with
+// the Dockerfile's flags (CGO_ENABLED=0, -trimpath, -ldflags -X
+// main.version=...). The first call builds every service in one `go build`
+// (one compile graph, so both cores work on the shared dependencies at
+// once, instead of three builds one after the other). It skips the test
+// while the service's main package does not exist yet.
 func serviceBinary(t *testing.T, name string) string {
 	t.Helper()
 	binMu.Lock()
-	defer binMu.Unlock()
-	r, ok := binDone[name]
-	if !ok {
-		r = buildService(t, name)
-		binDone[name] = r
+	if len(binDone) == 0 {
+		buildServices(t)
 	}
+	r := binDone[name]
+	binMu.Unlock()
 	switch {
 	case r.skip != "":
 		t.Skip(r.skip)
 	case r.err != nil:
 		t.Fatal(r.err)
+	case r.path == "":
+		t.Fatalf("service %s is not one of %v", name, goServices)
 	}
 	return r.path
 }
 
-func buildService(t *testing.T, name string) binResult {
-	pkg := "./" + name + "/cmd/" + name
-	if _, err := os.Stat(filepath.Join(repoRoot(t), filepath.FromSlash(pkg))); err != nil {
-		return binResult{skip: "service " + name + ": " + pkg + " does not exist yet (being written); its binary cannot be checked"}
+// buildServices builds every service that exists into binDir and records
+// each one's result in binDone. Called with binMu held.
+func buildServices(t *testing.T) {
+	var pkgs, names []string
+	for _, name := range goServices {
+		pkg := "./" + name + "/cmd/" + name
+		if _, err := os.Stat(filepath.Join(repoRoot(t), filepath.FromSlash(pkg))); err != nil {
+			binDone[name] = binResult{skip: "service " + name + ": " + pkg + " does not exist yet (being written); its binary cannot be checked"}
+			continue
+		}
+		pkgs = append(pkgs, pkg)
+		names = append(names, name)
+	}
+	fail := func(err error) {
+		for _, name := range names {
+			binDone[name] = binResult{err: err}
+		}
+	}
+	if len(pkgs) == 0 {
+		return
 	}
 	src, err := buildContext(t)
 	if err != nil {
-		return binResult{err: errors.New("prepare the build context as docker build does (copy without .dockerignore's files, go mod download): " + err.Error())}
+		fail(errors.New("prepare the build context as docker build does (copy without .dockerignore's files, go mod download): " + err.Error()))
+		return
 	}
-	if binDir == "" {
-		dir, err := os.MkdirTemp("", "stackfile-bin-")
-		if err != nil {
-			return binResult{err: err}
-		}
-		binDir = dir
-	}
-	out := filepath.Join(binDir, name)
-	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
-	defer cancel()
-	_, err = goCmdIn(ctx, t, src, []string{"CGO_ENABLED=0"},
-		"build", "-trimpath", "-ldflags", "-s -w -X main.version="+versionProbe, "-o", out, pkg)
+	dir, err := os.MkdirTemp("", "stackfile-bin-")
 	if err != nil {
-		return binResult{err: errors.New("build " + name + " from the build context as the Dockerfile does: " + err.Error())}
+		fail(err)
+		return
 	}
-	return binResult{path: out}
+	binDir = dir
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	args := append([]string{"build", "-trimpath", "-ldflags", "-s -w -X main.version=" + versionProbe, "-o", binDir + string(filepath.Separator)}, pkgs...)
+	if _, err := goCmdIn(ctx, t, src, []string{"CGO_ENABLED=0"}, args...); err != nil {
+		fail(errors.New("build " + strings.Join(names, ", ") + " from the build context as the Dockerfile does: " + err.Error()))
+		return
+	}
+	for _, name := range names {
+		binDone[name] = binResult{path: filepath.Join(binDir, name)}
+	}
 }
 
 func removeBinaries() {
@@ -191,6 +211,7 @@ func runTo(t *testing.T, bin string, env []string, stdout, stderr io.Writer, arg
 }
 
 func TestServiceBinariesBuildLikeTheImage(t *testing.T) {
+	t.Parallel() // slow (a build, or shell scripts run many times): overlap the rest
 	for _, name := range goServices {
 		t.Run(name, func(t *testing.T) {
 			bin := serviceBinary(t, name)

@@ -11,6 +11,7 @@ import (
 // Every service keeps the same command-line contract (platform/cli.Main):
 // one table, run against each of the three binaries.
 func TestEveryServiceAnswersTheSameCommandLine(t *testing.T) {
+	t.Parallel() // slow (a build, or shell scripts run many times): overlap the rest
 	healthy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/healthz" {
 			http.NotFound(w, r)

@@ -324,6 +324,7 @@ func TestClusterHealthchecksAndStartOrder(t *testing.T) {
 }
 
 func TestClusterInitCreatesTopicsWithThreeReplicas(t *testing.T) {
+	t.Parallel() // slow (a build, or shell scripts run many times): overlap the rest
 	var clusterEnv []string
 	for k, v := range cluster(t, "redpanda-init").Environment {
 		if v != nil {
@@ -432,6 +433,7 @@ func TestRSInitScriptIsPOSIXShell(t *testing.T) {
 }
 
 func TestRSInitScript(t *testing.T) {
+	t.Parallel() // slow (a build, or shell scripts run many times): overlap the rest
 	members := hostsWithPort(rsMembers, mongoPort)
 	initiated := func(t *testing.T, s *fakemongosh.State) {
 		t.Helper()

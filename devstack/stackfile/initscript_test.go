@@ -214,6 +214,7 @@ func TestInitScriptSetsUpAFreshCluster(t *testing.T) {
 }
 
 func TestInitScriptIsIdempotent(t *testing.T) {
+	t.Parallel() // slow (a build, or shell scripts run many times): overlap the rest
 	s := fakerpk.New()
 	if out, err := runInit(t, s); err != nil {
 		t.Fatalf("first run: %v\n%s", err, out)
@@ -235,6 +236,7 @@ func TestInitScriptIsIdempotent(t *testing.T) {
 }
 
 func TestInitScriptCases(t *testing.T) {
+	t.Parallel() // slow (a build, or shell scripts run many times): overlap the rest
 	tests := []struct {
 		name    string
 		setup   func(*fakerpk.State)

@@ -148,7 +148,7 @@ func consume(ctx context.Context, cfg Config, log *slog.Logger, reg *prometheus.
 		ShutdownTimeout: cfg.ShutdownTimeout,
 	}, ingest.Deps{
 		KafkaOpts:    append(kopts, kafkaconn.Metrics(service, reg)),
-		Decoder:      schemas.NewDecoder(rc),
+		Decoder:      schemas.NewDecoderWith(rc, schemas.Validator{MaxFutureSkew: cfg.MaxFutureSkew}),
 		Store:        st,
 		DLQ:          w,
 		Ready:        ready,

@@ -4,13 +4,18 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"strconv"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/commentflow/commentflow/consumer/internal/dlq"
+	"github.com/commentflow/commentflow/consumer/internal/store"
 	"github.com/commentflow/commentflow/platform/ops"
 	"github.com/commentflow/commentflow/schemas"
 )
@@ -94,6 +99,13 @@ func TestPoisonGoesToTheDeadLetterTopic(t *testing.T) {
 		{"truncated avro", func() []byte { b := encode(valid()); return b[:len(b)/2] }(), schemas.ClassAvroDecode},
 		{"empty text", encode(func() schemas.Comment { c := valid(); c.Text = ""; return c }()), schemas.ClassInvalid},
 		{"non-uuid id", encode(func() schemas.Comment { c := valid(); c.ID = "comment-1"; return c }()), schemas.ClassInvalid},
+		{"trailing bytes", append(encode(valid()), 0, 0), schemas.ClassAvroDecode},
+		{"NUL in name", encode(func() schemas.Comment { c := valid(); c.Name = "Ada\x00"; return c }()), schemas.ClassInvalid},
+		{"year 10000", encode(func() schemas.Comment {
+			c := valid()
+			c.CreatedAt = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)
+			return c
+		}()), schemas.ClassInvalid},
 	}
 
 	// Every partition gets valid events, then each poison record twice
@@ -204,4 +216,53 @@ func (s *stack) readDLQ(n int) []*kgo.Record {
 		s.t.Errorf("%s holds %d records (read %d), want %d", schemas.DLQTopic, total, len(out), n)
 	}
 	return out
+}
+
+// A comment the database refuses for good (here: it clashes on a second
+// unique index, not on _id) goes to the dead-letter topic with class
+// "store"; it is not counted as already stored, and the records after it
+// are stored and committed.
+func TestStoreRefusalGoesToTheDeadLetterTopic(t *testing.T) {
+	s := newStack(t)
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	if _, err := s.coll().Indexes().CreateOne(ctx, mongo.IndexModel{
+		Keys: bson.D{{Key: "address", Value: 1}}, Options: options.Index().SetUnique(true),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	ev := s.events()
+	first := ev.comment()
+	ev.s.produce(ev.record(first))
+	ev.produce(20)
+	in := s.start("a", s.env())
+	s.waitCount(21)
+
+	clash := ev.comment()
+	clash.Address = first.Address
+	v, err := ev.enc.Encode(&clash)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &kgo.Record{Key: []byte(clash.PostID), Value: v}
+	s.produce(rec)
+	ev.produce(20)
+	want := ev.expected()
+	s.waitCount(int64(len(want)))
+	s.waitCommittedAtEnd()
+	s.checkExactlyOnce(want)
+
+	letters := s.readDLQ(1)
+	if got, _ := dlq.Header(letters[0], dlq.HeaderClass); got != store.ErrorClass {
+		t.Errorf("error.class = %q, want %q", got, store.ErrorClass)
+	}
+	if got, _ := dlq.Header(letters[0], dlq.HeaderOffset); got != strconv.FormatInt(rec.Offset, 10) {
+		t.Errorf("dead letter of offset %s, want the clash at %d", got, rec.Offset)
+	}
+	if n, err := s.coll().CountDocuments(ctx, bson.D{{Key: "_id", Value: clash.ID}}); err != nil || n != 0 {
+		t.Errorf("the clash is stored (%d, %v)", n, err)
+	}
+	if got := in.metric(t, "commentflow_consumer_dead_lettered_total", `class="store"`); got != 1 {
+		t.Errorf("dead_lettered_total{class=store} = %v, want 1", got)
+	}
 }

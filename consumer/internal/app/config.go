@@ -30,6 +30,7 @@ type Config struct {
 	BatchTimeout   time.Duration
 	FetchMaxBytes  int
 	MaxPollRecords int
+	MaxFutureSkew  time.Duration
 
 	HTTPAddr        string
 	StartupTimeout  time.Duration
@@ -57,6 +58,8 @@ func (c *Config) declare(s *config.Set) {
 	s.Int(&c.FetchMaxBytes, "KAFKA_FETCH_MAX_BYTES", 16<<20,
 		"maximum bytes of one fetch; with 3 fetches buffered at most, it bounds the consumer's memory", config.Min(1024), config.Max(256<<20))
 	s.Int(&c.MaxPollRecords, "KAFKA_MAX_POLL_RECORDS", 1000, "maximum records taken from the fetch buffer at once", config.Min(1))
+	s.Duration(&c.MaxFutureSkew, "CREATED_AT_MAX_SKEW", schemas.DefaultMaxFutureSkew,
+		"how far in the future a comment's created_at may be; later ones are dead-lettered as invalid", config.Positive)
 	s.String(&c.HTTPAddr, "HTTP_ADDR", DefaultHTTPAddr, "listen address of /healthz, /readyz and /metrics", cli.HostPort)
 	s.Duration(&c.StartupTimeout, "STARTUP_TIMEOUT", 60*time.Second, "how long to wait at startup for Kafka (and its topics) and MongoDB", config.Positive)
 	s.Duration(&c.ShutdownTimeout, "SHUTDOWN_TIMEOUT", 10*time.Second, "on SIGTERM, how long to finish and commit the current batch and leave the group", config.Positive)

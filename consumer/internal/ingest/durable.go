@@ -9,6 +9,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/commentflow/commentflow/consumer/internal/dlq"
+	"github.com/commentflow/commentflow/consumer/internal/store"
 	"github.com/commentflow/commentflow/platform/backoff"
 )
 
@@ -123,7 +125,8 @@ func (c *Consumer) insert(work context.Context, b *batch) error {
 		b.docs[i].IngestedAt = now
 	}
 	pending := b.docs
-	return c.retry(work, b.hold, depMongo, "storing documents", func(ctx context.Context) error {
+	var rejected []store.Rejected
+	err := c.retry(work, b.hold, depMongo, "storing documents", func(ctx context.Context) error {
 		actx, cancel := context.WithTimeout(ctx, insertTimeout)
 		defer cancel()
 		start := time.Now()
@@ -133,11 +136,36 @@ func (c *Consumer) insert(work context.Context, b *batch) error {
 		c.m.duplicates.Add(float64(res.Duplicates))
 		c.stored.Add(int64(res.Inserted))
 		c.duplicates.Add(int64(res.Duplicates))
+		rejected = append(rejected, res.Rejected...)
 		if err != nil {
 			pending = rest
 		}
 		return err
 	})
+	if err != nil || len(rejected) == 0 {
+		return err
+	}
+	// Refused for good (class store): dead-letter them like any poison,
+	// before the batch is committed.
+	for _, rj := range rejected {
+		c.log.Warn("document refused by the database for good, dead-lettering", "partition", rj.Doc.Kafka.Partition,
+			"offset", rj.Doc.Kafka.Offset, "class", store.ErrorClass, "err", rj.Err)
+	}
+	return c.deadLetter(work, rejectedLetters(b, rejected))
+}
+
+// rejectedLetters are the dead letters (class "store") of the documents
+// the database refused for good, in a batch of their own.
+func rejectedLetters(b *batch, rejected []store.Rejected) *batch {
+	at := make(map[store.Position]*kgo.Record, len(b.recs))
+	for i, d := range b.docs {
+		at[d.Kafka] = b.recs[i]
+	}
+	out := &batch{hold: b.hold}
+	for _, r := range rejected {
+		out.letters = append(out.letters, dlq.Letter{Record: at[r.Doc.Kafka], Class: store.ErrorClass, Err: r.Err})
+	}
+	return out
 }
 
 // waitHealed runs after a round gave up on dep, once the rebalance is

@@ -25,6 +25,7 @@ type batch struct {
 	opened  time.Time // when its first record was polled
 	records int
 	docs    []store.Document
+	recs    []*kgo.Record // recs[i] is the record of docs[i]
 	letters []dlq.Letter
 	first   map[partition]*kgo.Record
 	last    map[partition]*kgo.Record
@@ -359,6 +360,7 @@ func (c *Consumer) decodeInto(ctx context.Context, h *hold, r *kgo.Record, b *ba
 			SchemaID:  id,
 			TraceID:   traceID,
 		})
+		b.recs = append(b.recs, r)
 		b.track(span, true)
 		return true
 	}

@@ -24,52 +24,34 @@ import (
 
 	"github.com/commentflow/commentflow/platform/mongoconn"
 	"github.com/commentflow/commentflow/platform/telemetry"
+	"github.com/commentflow/commentflow/schemas/stored"
 )
 
-// Document is a stored comment. The field names are the storage contract
-// the gateway reads (see DESIGN.md, "Storage").
-type Document struct {
-	ID         string    `bson:"_id"`
-	PostID     string    `bson:"post_id"`
-	Name       string    `bson:"name"`
-	Text       string    `bson:"text"`
-	Address    string    `bson:"address"`
-	CreatedAt  time.Time `bson:"created_at"`  // BSON date, event time
-	IngestedAt time.Time `bson:"ingested_at"` // BSON date, when this consumer stored it
-	Kafka      Position  `bson:"kafka"`
-	SchemaID   int       `bson:"schema_id"` // the writer schema the event was encoded with
-	// TraceID is the W3C trace ID (32 hex digits) of the comment's
-	// journey, continued from its record's traceparent header; absent
-	// when the consumer does not trace.
-	TraceID string `bson:"trace_id,omitempty"`
-}
+// Document is a stored comment: the storage contract the gateway reads,
+// defined once in schemas/stored.
+type Document = stored.Document
 
 // Position is where in the topic a stored comment came from.
-type Position struct {
-	Partition int32 `bson:"partition"`
-	Offset    int64 `bson:"offset"`
-}
+type Position = stored.Position
 
-// duplicateKey is MongoDB's duplicate key error code.
-const duplicateKey = 11000
-
-// Index is one index of the comments collection.
+// Index is one index of the comments collection, as the driver takes it.
 type Index struct {
 	Name string
 	Keys bson.D
 }
 
-// Indexes are the indexes the gateway's queries need: the newest comments,
-// a post's comments and an author's comments, each newest first with _id as
-// the tie-breaker of its keyset pagination. The names are MongoDB's default
-// names for these keys, so an index created by hand with the same keys is
-// recognized rather than conflicting.
+// Indexes are the indexes the gateway's queries need, declared in
+// schemas/stored (where a test proves each gateway query has one).
 func Indexes() []Index {
-	return []Index{
-		{"created_at_-1__id_-1", bson.D{{Key: "created_at", Value: -1}, {Key: "_id", Value: -1}}},
-		{"post_id_1_created_at_-1__id_-1", bson.D{{Key: "post_id", Value: 1}, {Key: "created_at", Value: -1}, {Key: "_id", Value: -1}}},
-		{"name_1_created_at_-1__id_-1", bson.D{{Key: "name", Value: 1}, {Key: "created_at", Value: -1}, {Key: "_id", Value: -1}}},
+	var out []Index
+	for _, ix := range stored.Indexes() {
+		keys := make(bson.D, 0, len(ix.Keys))
+		for _, k := range ix.Keys {
+			keys = append(keys, bson.E{Key: k.Field, Value: k.Dir})
+		}
+		out = append(out, Index{Name: ix.Name, Keys: keys})
 	}
+	return out
 }
 
 // Config says where to store.
@@ -201,14 +183,32 @@ func (s *Store) EnsureIndexes(ctx context.Context) error {
 	return nil
 }
 
+// ErrorClass is the dead-letter class (header error.class) of a document
+// the database refused for good.
+const ErrorClass = "store"
+
 // Result counts what one Insert did.
 type Result struct {
-	Inserted   int // new documents
-	Duplicates int // documents whose _id was already there: stored before
+	Inserted   int        // new documents
+	Duplicates int        // documents whose _id was already there: stored before
+	Rejected   []Rejected // documents the database will never take: poison (class "store")
 }
 
-// Insert writes docs with one unordered InsertMany. Duplicate-key errors
-// mean the comment is already stored and count as success.
+// Rejected is a document the database refused for a reason waiting cannot
+// cure, with that reason.
+type Rejected struct {
+	Doc Document
+	Err error
+}
+
+// Insert writes docs with one unordered InsertMany and classifies every
+// write error (see Fate):
+//
+//   - a duplicate key on _id means the comment is already stored: success;
+//   - a permanent error (PermanentCodes, or a duplicate key on any other
+//     unique index) rejects the document: it is in res.Rejected and the
+//     caller dead-letters it;
+//   - anything else can heal, so the document is pending and err is set.
 //
 // When err is not nil the write failed and can be retried: pending holds
 // the documents that may not be stored (all of them unless the server said
@@ -220,50 +220,103 @@ func (s *Store) Insert(ctx context.Context, docs []Document) (Result, []Document
 		return Result{}, nil, nil
 	}
 	_, err := s.coll.InsertMany(ctx, docs, options.InsertMany().SetOrdered(false))
-	return classify(docs, err)
+	res, pending, unsure, err := classify(docs, err)
+	if len(unsure) == 0 {
+		return res, pending, err
+	}
+	// Duplicate keys the server did not name the index of (FerretDB never
+	// does): the comment is already stored exactly when its _id is there.
+	stored, lerr := s.storedIDs(ctx, unsure)
+	if lerr != nil {
+		pending = append(pending, unsure...)
+		if err == nil {
+			err = fmt.Errorf("insert %d documents: %d duplicate keys not classified: %w", len(docs), len(unsure), lerr)
+		}
+		return res, pending, err
+	}
+	for _, d := range unsure {
+		if stored[d.ID] {
+			res.Duplicates++
+			continue
+		}
+		res.Rejected = append(res.Rejected, Rejected{Doc: d,
+			Err: fmt.Errorf("document %q: duplicate key on a unique index other than _id", d.ID)})
+	}
+	return res, pending, err
 }
 
-// classify reads the outcome of an unordered InsertMany of docs.
-func classify(docs []Document, err error) (res Result, pending []Document, _ error) {
+// storedIDs reports which of docs' ids are stored.
+func (s *Store) storedIDs(ctx context.Context, docs []Document) (map[string]bool, error) {
+	ids := make([]string, len(docs))
+	for i, d := range docs {
+		ids[i] = d.ID
+	}
+	cur, err := s.coll.Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}},
+		options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}}))
+	if err != nil {
+		return nil, fmt.Errorf("look up duplicate ids: %w", err)
+	}
+	var found []struct {
+		ID string `bson:"_id"`
+	}
+	if err := cur.All(ctx, &found); err != nil {
+		return nil, fmt.Errorf("look up duplicate ids: %w", err)
+	}
+	out := make(map[string]bool, len(found))
+	for _, f := range found {
+		out[f.ID] = true
+	}
+	return out, nil
+}
+
+// classify reads the outcome of an unordered InsertMany of docs. unsure
+// are the documents that failed with a duplicate key whose index the error
+// does not name: the caller looks their _id up.
+func classify(docs []Document, err error) (res Result, pending, unsure []Document, _ error) {
 	if err == nil {
-		return Result{Inserted: len(docs)}, nil, nil
+		return Result{Inserted: len(docs)}, nil, nil, nil
 	}
 	var bwe mongo.BulkWriteException
 	if !errors.As(err, &bwe) || bwe.WriteConcernError != nil || len(bwe.WriteErrors) == 0 {
 		// A network error, a timeout, no server, or a write concern
 		// failure: nothing is known for sure, retry everything.
-		return Result{}, docs, fmt.Errorf("insert %d documents: %w", len(docs), err)
+		return Result{}, docs, nil, fmt.Errorf("insert %d documents: %w", len(docs), err)
 	}
 	// An unordered insert tried every document; the server reports the
 	// ones that failed by index, so the others are stored.
-	failed := make(map[int]bool, len(bwe.WriteErrors))
-	var firstOther error
+	retry := make(map[int]bool, len(bwe.WriteErrors))
+	var firstRetry error
+	failed := 0
 	for _, we := range bwe.WriteErrors {
 		if we.Index < 0 || we.Index >= len(docs) {
-			return Result{}, docs, fmt.Errorf("insert %d documents: write error for index %d out of range: %w", len(docs), we.Index, err)
+			return Result{}, docs, nil, fmt.Errorf("insert %d documents: write error for index %d out of range: %w", len(docs), we.Index, err)
 		}
-		if isDuplicate(we.WriteError) {
+		d := docs[we.Index]
+		switch FateOf(we.WriteError) {
+		case FateStored:
 			res.Duplicates++
 			continue
+		case FateUnsure:
+			unsure = append(unsure, d)
+		case FateRejected:
+			res.Rejected = append(res.Rejected, Rejected{Doc: d, Err: fmt.Errorf("document %q: %w", d.ID, we.WriteError)})
+		case FateRetry:
+			retry[we.Index] = true
+			if firstRetry == nil {
+				firstRetry = fmt.Errorf("document %q: code %d: %s", d.ID, we.Code, we.Message)
+			}
 		}
-		failed[we.Index] = true
-		if firstOther == nil {
-			firstOther = fmt.Errorf("document %q: code %d: %s", docs[we.Index].ID, we.Code, we.Message)
-		}
+		failed++
 	}
-	res.Inserted = len(docs) - res.Duplicates - len(failed)
-	if len(failed) == 0 {
-		return res, nil, nil
+	res.Inserted = len(docs) - res.Duplicates - failed
+	if len(retry) == 0 {
+		return res, nil, unsure, nil
 	}
-	pending = make([]Document, 0, len(failed))
+	pending = make([]Document, 0, len(retry))
 	for i := range docs {
-		if failed[i] {
+		if retry[i] {
 			pending = append(pending, docs[i])
 		}
 	}
-	return res, pending, fmt.Errorf("insert %d documents: %d failed, first: %w", len(docs), len(failed), firstOther)
-}
-
-func isDuplicate(we mongo.WriteError) bool {
-	return we.Code == duplicateKey || mongo.IsDuplicateKeyError(mongo.WriteException{WriteErrors: []mongo.WriteError{we}})
+	return res, pending, unsure, fmt.Errorf("insert %d documents: %d failed, first: %w", len(docs), len(retry), firstRetry)
 }

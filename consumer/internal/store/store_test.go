@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -45,11 +44,11 @@ func TestInsertIsIdempotent(t *testing.T) {
 	s := open(t, st.MongoURI())
 	d := docs(10)
 	res, pending, err := s.Insert(ctx, d[:4])
-	if err != nil || pending != nil || res != (Result{Inserted: 4}) {
+	if err != nil || pending != nil || !sameCounts(res, Result{Inserted: 4}) {
 		t.Fatalf("first insert: %+v %d %v", res, len(pending), err)
 	}
 	res, pending, err = s.Insert(ctx, d)
-	if err != nil || pending != nil || res != (Result{Inserted: 6, Duplicates: 4}) {
+	if err != nil || pending != nil || !sameCounts(res, Result{Inserted: 6, Duplicates: 4}) {
 		t.Fatalf("second insert: %+v %d %v", res, len(pending), err)
 	}
 	if n, err := s.Collection().CountDocuments(ctx, bson.D{}); err != nil || n != 10 {
@@ -100,7 +99,7 @@ func TestInsertWhileTheDatabaseIsDown(t *testing.T) {
 	}
 	d := docs(5)
 	res, pending, err := s.Insert(ctx, d)
-	if err == nil || len(pending) != len(d) || res != (Result{}) {
+	if err == nil || len(pending) != len(d) || !sameCounts(res, Result{}) {
 		t.Fatalf("insert while down: %+v, %d pending, %v", res, len(pending), err)
 	}
 	if err := s.Ping(ctx); err == nil {
@@ -146,7 +145,10 @@ func TestEnsureIndexes(t *testing.T) {
 	for _, ix := range got {
 		keys[ix.Name] = keyString(ix.Key)
 	}
-	for _, ix := range Indexes()[:2] {
+	for i, ix := range Indexes() {
+		if i == 2 {
+			continue // by_author
+		}
 		if keys[ix.Name] != keyString(ix.Keys) {
 			t.Errorf("index %s: keys %q, want %q (have %v)", ix.Name, keys[ix.Name], keyString(ix.Keys), keys)
 		}
@@ -173,46 +175,6 @@ func keyString(d bson.D) string {
 		parts = append(parts, e.Key+":"+map[bool]string{true: "1", false: "-1"}[n > 0])
 	}
 	return strings.Join(parts, ",")
-}
-
-// How an InsertMany error is read: duplicates are success, other write
-// errors leave exactly the failed documents pending, anything else leaves
-// everything pending.
-func TestClassify(t *testing.T) {
-	d := docs(4)
-	we := func(index, code int) mongo.BulkWriteError {
-		return mongo.BulkWriteError{WriteError: mongo.WriteError{Index: index, Code: code, Message: "x"}}
-	}
-	tests := []struct {
-		name    string
-		err     error
-		want    Result
-		pending []Document
-		fails   bool
-	}{
-		{"success", nil, Result{Inserted: 4}, nil, false},
-		{"only duplicates", mongo.BulkWriteException{WriteErrors: []mongo.BulkWriteError{we(0, 11000), we(3, 11000)}},
-			Result{Inserted: 2, Duplicates: 2}, nil, false},
-		{"duplicates and another write error", mongo.BulkWriteException{WriteErrors: []mongo.BulkWriteError{we(0, 11000), we(2, 2)}},
-			Result{Inserted: 2, Duplicates: 1}, d[2:3], true},
-		{"write concern error", mongo.BulkWriteException{WriteConcernError: &mongo.WriteConcernError{Code: 64, Message: "timeout"},
-			WriteErrors: []mongo.BulkWriteError{we(1, 11000)}}, Result{}, d, true},
-		{"index out of range", mongo.BulkWriteException{WriteErrors: []mongo.BulkWriteError{we(9, 11000)}}, Result{}, d, true},
-		{"network error", errors.New("connection reset"), Result{}, d, true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			res, pending, err := classify(d, tt.err)
-			if res != tt.want || (err != nil) != tt.fails || len(pending) != len(tt.pending) {
-				t.Fatalf("got %+v, %d pending, %v; want %+v, %d pending, fails %v", res, len(pending), err, tt.want, len(tt.pending), tt.fails)
-			}
-			for i := range pending {
-				if pending[i].ID != tt.pending[i].ID {
-					t.Errorf("pending[%d] = %s, want %s", i, pending[i].ID, tt.pending[i].ID)
-				}
-			}
-		})
-	}
 }
 
 func TestParseWriteConcern(t *testing.T) {

@@ -24,10 +24,10 @@ func TestListFirstPage(t *testing.T) {
 	h := newServer(t, serverOpts{})
 	page, res := getPage(t, h, "/api/v1/comments")
 
-	if got, want := ids(page.Items), storeIDs(seeded[:api.DefaultLimit]); !slices.Equal(got, want) {
+	if got, want := ids(page.Items), storeIDs(seeded[:20]); !slices.Equal(got, want) {
 		t.Fatalf("default page:\n got %v\nwant %v", got, want)
 	}
-	if page.Limit != api.DefaultLimit || page.Offset != 0 || page.Total != nil {
+	if page.Limit != 20 || page.Offset != 0 || page.Total != nil {
 		t.Errorf("limit %d offset %d total %v, want 20, 0, absent", page.Limit, page.Offset, page.Total)
 	}
 	if strings.Contains(string(res.Body), `"total"`) {

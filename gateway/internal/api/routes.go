@@ -3,6 +3,7 @@ package api
 import (
 	"net/http"
 
+	"github.com/getkin/kin-openapi/routers"
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
 
@@ -24,19 +25,30 @@ func (s *server) routes() (http.Handler, error) {
 	})
 	r.MethodNotAllowed(methodNotAllowed)
 
-	// The API, one line per operation of openapi.yaml.
+	// The API, one line per operation of openapi.yaml: its route in the
+	// spec, validated and decoded into typed parameters for its handler.
 	for _, op := range []struct {
 		path    string
-		handler http.Handler
+		handler func(*routers.Route) (http.Handler, error)
 	}{
-		{listPath, s.listComments()},
-		{itemPath, s.getComment()},
+		{listPath, func(route *routers.Route) (http.Handler, error) {
+			decode, err := s.listDecoder(route)
+			return validated(s, route, decode, s.listComments), err
+		}},
+		{itemPath, func(route *routers.Route) (http.Handler, error) {
+			decode, err := itemDecoder(route)
+			return validated(s, route, decode, s.getComment), err
+		}},
 	} {
 		route, err := s.spec.Route(http.MethodGet, op.path)
 		if err != nil {
 			return nil, err
 		}
-		r.With(s.validated(route)).Method(http.MethodGet, op.path, op.handler)
+		h, err := op.handler(route)
+		if err != nil {
+			return nil, err
+		}
+		r.Method(http.MethodGet, op.path, h)
 	}
 
 	// The contract and its UI.

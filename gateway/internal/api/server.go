@@ -2,6 +2,12 @@
 // route (routes.go), kin-openapi request validation against the embedded
 // openapi.yaml, the comment handlers, RFC 9457 problem documents, ETags,
 // metrics, CORS, Swagger UI and the ops endpoints.
+//
+// Each operation of the spec is served by validated (validate.go): it
+// checks the request against the spec and decodes the parameters once into
+// the operation's typed struct (listParams, itemParams), which is all the
+// handler receives. Bounds and defaults are read from the loaded spec; the
+// decoders check only what the spec cannot express.
 package api
 
 import (

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"regexp"
 	"time"
 
@@ -75,7 +76,7 @@ func loadSpec(ctx context.Context, yaml []byte) (*Spec, error) {
 		YAML: yaml,
 		filterOpts: &openapi3filter.Options{
 			MultiError:          true,
-			SkipSettingDefaults: true, // the handlers apply the defaults to typed values
+			SkipSettingDefaults: true, // the decoders apply the spec's defaults to typed values
 			// Reasons must not echo values back (they may be huge).
 			SchemaValidationOptions: append(doc.GetSchemaValidationOptions(), openapi3.DisableSchemaErrorDetails()),
 		},
@@ -152,4 +153,67 @@ func queryParams(route *routers.Route) map[string]bool {
 		}
 	}
 	return out
+}
+
+// param returns the parameter of route declared in in with name.
+func param(route *routers.Route, in, name string) (*openapi3.Parameter, error) {
+	for _, list := range []openapi3.Parameters{route.Operation.Parameters, route.PathItem.Parameters} {
+		if p := list.GetByInAndName(in, name); p != nil {
+			return p, nil
+		}
+	}
+	return nil, fmt.Errorf("openapi.yaml: %s %s has no %s parameter %q", route.Method, route.Path, in, name)
+}
+
+// declared checks that route declares every named parameter in in, so a
+// decoder never reads a parameter the spec does not validate.
+func declared(route *routers.Route, in string, names ...string) error {
+	for _, name := range names {
+		if _, err := param(route, in, name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// schemaDefault returns the schema and the declared default of a query
+// parameter of route.
+func schemaDefault(route *routers.Route, name string) (*openapi3.Schema, any, error) {
+	p, err := param(route, openapi3.ParameterInQuery, name)
+	if err != nil {
+		return nil, nil, err
+	}
+	if p.Schema == nil || p.Schema.Value == nil {
+		return nil, nil, fmt.Errorf("openapi.yaml: parameter %q has no schema", name)
+	}
+	if p.Schema.Value.Default == nil {
+		return nil, nil, fmt.Errorf("openapi.yaml: parameter %q has no default", name)
+	}
+	return p.Schema.Value, p.Schema.Value.Default, nil
+}
+
+// intDefault returns the default of an integer query parameter of route.
+func intDefault(route *routers.Route, name string) (int64, error) {
+	schema, def, err := schemaDefault(route, name)
+	if err != nil {
+		return 0, err
+	}
+	f, ok := def.(float64)
+	if !schema.Type.Is(openapi3.TypeInteger) || !ok || f != math.Trunc(f) || math.Abs(f) > 1<<53 {
+		return 0, fmt.Errorf("openapi.yaml: parameter %q must be an integer with an integer default", name)
+	}
+	return int64(f), nil
+}
+
+// boolDefault returns the default of a boolean query parameter of route.
+func boolDefault(route *routers.Route, name string) (bool, error) {
+	schema, def, err := schemaDefault(route, name)
+	if err != nil {
+		return false, err
+	}
+	b, ok := def.(bool)
+	if !schema.Type.Is(openapi3.TypeBoolean) || !ok {
+		return false, fmt.Errorf("openapi.yaml: parameter %q must be a boolean with a boolean default", name)
+	}
+	return b, nil
 }

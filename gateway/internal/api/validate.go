@@ -1,7 +1,6 @@
 package api
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -15,54 +14,71 @@ import (
 	"github.com/go-chi/chi/v5"
 )
 
-type queryKey struct{}
-
-// validated is the middleware that checks a request against its operation
-// in the spec before the handler runs: the query string is parsed strictly
-// (malformed pairs, unknown and repeated parameters are errors, which
-// kin-openapi does not report by itself), then openapi3filter checks every
-// declared parameter. Any error answers 400 with every offending parameter;
-// otherwise the handler finds the parsed query with validQuery.
-func (s *server) validated(route *routers.Route) func(http.Handler) http.Handler {
-	known := queryParams(route)
-	return func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			query, errs := parseQuery(r.URL.RawQuery, known)
-			pathParams, perrs := pathParams(r)
-			errs = append(errs, perrs...)
-			input := &openapi3filter.RequestValidationInput{
-				Request:     r,
-				PathParams:  pathParams,
-				QueryParams: query,
-				Route:       route,
-				Options:     s.spec.filterOpts,
-			}
-			if err := openapi3filter.ValidateRequest(r.Context(), input); err != nil {
-				// A parameter already reported as malformed is not reported
-				// again as missing.
-				seen := map[string]bool{}
-				for _, e := range errs {
-					seen[e.In+" "+e.Parameter] = true
-				}
-				for _, e := range convertValidationError(err) {
-					if !seen[e.In+" "+e.Parameter] {
-						errs = append(errs, e)
-					}
-				}
-			}
-			if len(errs) > 0 {
-				invalidParameters(w, r, errs)
-				return
-			}
-			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), queryKey{}, query)))
-		})
-	}
+// input is a request's parameters as validated checked them against the
+// spec: the query (one value per declared name) and the path parameters,
+// unescaped. Only decoders read it.
+type input struct {
+	query url.Values
+	path  map[string]string
 }
 
-// validQuery returns the query that validated checked.
-func validQuery(r *http.Request) url.Values {
-	q, _ := r.Context().Value(queryKey{}).(url.Values)
-	return q
+// decoder turns an operation's validated input into its typed parameters,
+// and checks what the spec cannot express (relations between parameters,
+// cursor signatures). It runs once per request, inside validated; each
+// error names a parameter.
+type decoder[P any] func(in input) (P, []ParameterError)
+
+// validated is the handler of one operation of the spec. Before handle
+// runs, the query string is parsed strictly (malformed pairs, unknown and
+// repeated parameters are errors, which kin-openapi does not report by
+// itself), openapi3filter checks every declared parameter against its
+// schema (bounds, patterns, formats: the spec is their only home), and
+// decode turns the checked strings into the typed P. Any error answers 400
+// with every offending parameter; handle only ever sees a typed, valid P
+// and never reads the query or the path itself.
+func validated[P any](s *server, route *routers.Route, decode decoder[P], handle func(http.ResponseWriter, *http.Request, P)) http.Handler {
+	known := queryParams(route)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		in, errs := s.validate(r, route, known)
+		if len(errs) > 0 {
+			invalidParameters(w, r, errs)
+			return
+		}
+		p, errs := decode(in)
+		if len(errs) > 0 {
+			invalidParameters(w, r, errs)
+			return
+		}
+		handle(w, r, p)
+	})
+}
+
+// validate parses the request's parameters and checks them against route.
+func (s *server) validate(r *http.Request, route *routers.Route, known map[string]bool) (input, []ParameterError) {
+	query, errs := parseQuery(r.URL.RawQuery, known)
+	path, perrs := pathParams(r)
+	errs = append(errs, perrs...)
+	err := openapi3filter.ValidateRequest(r.Context(), &openapi3filter.RequestValidationInput{
+		Request:     r,
+		PathParams:  path,
+		QueryParams: query,
+		Route:       route,
+		Options:     s.spec.filterOpts,
+	})
+	if err != nil {
+		// A parameter already reported as malformed is not reported
+		// again as missing.
+		seen := map[string]bool{}
+		for _, e := range errs {
+			seen[e.In+" "+e.Parameter] = true
+		}
+		for _, e := range convertValidationError(err) {
+			if !seen[e.In+" "+e.Parameter] {
+				errs = append(errs, e)
+			}
+		}
+	}
+	return input{query: query, path: path}, errs
 }
 
 // parseQuery parses a raw query string strictly. It returns the known

@@ -23,12 +23,12 @@ import (
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/legacy"
 	"github.com/google/uuid"
-	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/commentflow/commentflow/gateway/internal/api"
 	"github.com/commentflow/commentflow/gateway/internal/store"
+	"github.com/commentflow/commentflow/schemas/stored"
 )
 
 // Names and Posts are the pools comments are drawn from, small enough that
@@ -84,20 +84,9 @@ func SortNewestFirst(cs []store.Comment) {
 func Insert(ctx context.Context, coll *mongo.Collection, cs []store.Comment) error {
 	docs := make([]any, len(cs))
 	for i, c := range cs {
-		docs[i] = bson.D{
-			{Key: "_id", Value: c.ID},
-			{Key: "post_id", Value: c.PostID},
-			{Key: "name", Value: c.Name},
-			{Key: "text", Value: c.Text},
-			{Key: "address", Value: c.Address},
-			{Key: "created_at", Value: c.CreatedAt},
-			{Key: "ingested_at", Value: c.IngestedAt},
-			{Key: "kafka", Value: bson.D{{Key: "partition", Value: int32(i % 3)}, {Key: "offset", Value: int64(i)}}},
-			{Key: "schema_id", Value: int32(1)},
-		}
-		if c.TraceID != "" {
-			docs[i] = append(docs[i].(bson.D), bson.E{Key: "trace_id", Value: c.TraceID})
-		}
+		c.Kafka = stored.Position{Partition: int32(i % 3), Offset: int64(i)}
+		c.SchemaID = 1
+		docs[i] = c
 	}
 	for len(docs) > 0 {
 		n := min(len(docs), 500)

@@ -14,23 +14,17 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 	"go.mongodb.org/mongo-driver/v2/mongo/readpref"
+
+	"github.com/commentflow/commentflow/schemas/stored"
 )
 
 // ErrNotFound is returned by Get when no comment has the id.
 var ErrNotFound = errors.New("comment not found")
 
-// Comment is a stored comment as the gateway reads it. The consumer also
-// stores `kafka` and `schema_id`, which the API does not expose.
-type Comment struct {
-	ID         string    `bson:"_id"`
-	PostID     string    `bson:"post_id"`
-	Name       string    `bson:"name"`
-	Text       string    `bson:"text"`
-	Address    string    `bson:"address"`
-	CreatedAt  time.Time `bson:"created_at"`
-	IngestedAt time.Time `bson:"ingested_at"`
-	TraceID    string    `bson:"trace_id,omitempty"` // the ingestion trace; absent when not traced
-}
+// Comment is a stored comment as the gateway reads it: the document of
+// schemas/stored. Reads project away `kafka` and `schema_id`, which the API
+// does not expose, so they are zero here.
+type Comment = stored.Document
 
 // Filter selects comments; zero fields do not filter. Since is inclusive,
 // Until exclusive.
@@ -73,14 +67,23 @@ func New(coll *mongo.Collection, observe Observer) *Store {
 	return &Store{coll: coll, observe: observe}
 }
 
-// Sort is the list order: newest first, _id as the tie-break, so it is
-// total and a keyset position is unambiguous.
-var Sort = bson.D{{Key: "created_at", Value: -1}, {Key: "_id", Value: -1}}
+// Sort is the list order (stored.Sort): newest first, _id as the
+// tie-break, so it is total and a keyset position is unambiguous.
+var Sort = keysDoc(stored.Sort)
 
+// projection is the stored fields the API serves.
 var projection = bson.D{
-	{Key: "_id", Value: 1}, {Key: "post_id", Value: 1}, {Key: "name", Value: 1}, {Key: "text", Value: 1},
-	{Key: "address", Value: 1}, {Key: "created_at", Value: 1}, {Key: "ingested_at", Value: 1},
-	{Key: "trace_id", Value: 1},
+	{Key: stored.FieldID, Value: 1}, {Key: stored.FieldPostID, Value: 1}, {Key: stored.FieldName, Value: 1},
+	{Key: stored.FieldText, Value: 1}, {Key: stored.FieldAddress, Value: 1}, {Key: stored.FieldCreatedAt, Value: 1},
+	{Key: stored.FieldIngestedAt, Value: 1}, {Key: stored.FieldTraceID, Value: 1},
+}
+
+func keysDoc(keys []stored.Key) bson.D {
+	d := make(bson.D, 0, len(keys))
+	for _, k := range keys {
+		d = append(d, bson.E{Key: k.Field, Value: k.Dir})
+	}
+	return d
 }
 
 // FilterDoc is the MongoDB filter of f and an optional keyset position.
@@ -88,10 +91,10 @@ var projection = bson.D{
 func FilterDoc(f Filter, after *Position) bson.D {
 	doc := bson.D{}
 	if f.PostID != "" {
-		doc = append(doc, bson.E{Key: "post_id", Value: bson.D{{Key: "$eq", Value: f.PostID}}})
+		doc = append(doc, bson.E{Key: stored.FieldPostID, Value: bson.D{{Key: "$eq", Value: f.PostID}}})
 	}
 	if f.Name != "" {
-		doc = append(doc, bson.E{Key: "name", Value: bson.D{{Key: "$eq", Value: f.Name}}})
+		doc = append(doc, bson.E{Key: stored.FieldName, Value: bson.D{{Key: "$eq", Value: f.Name}}})
 	}
 	var created bson.D
 	if f.Since != nil {
@@ -101,15 +104,15 @@ func FilterDoc(f Filter, after *Position) bson.D {
 		created = append(created, bson.E{Key: "$lt", Value: ceilMilli(*f.Until)})
 	}
 	if len(created) > 0 {
-		doc = append(doc, bson.E{Key: "created_at", Value: created})
+		doc = append(doc, bson.E{Key: stored.FieldCreatedAt, Value: created})
 	}
 	if after != nil {
 		at := after.CreatedAt.UTC().Truncate(time.Millisecond)
 		doc = append(doc, bson.E{Key: "$or", Value: bson.A{
-			bson.D{{Key: "created_at", Value: bson.D{{Key: "$lt", Value: at}}}},
+			bson.D{{Key: stored.FieldCreatedAt, Value: bson.D{{Key: "$lt", Value: at}}}},
 			bson.D{
-				{Key: "created_at", Value: bson.D{{Key: "$eq", Value: at}}},
-				{Key: "_id", Value: bson.D{{Key: "$lt", Value: after.ID}}},
+				{Key: stored.FieldCreatedAt, Value: bson.D{{Key: "$eq", Value: at}}},
+				{Key: stored.FieldID, Value: bson.D{{Key: "$lt", Value: after.ID}}},
 			},
 		}})
 	}
@@ -162,7 +165,7 @@ func (s *Store) Count(ctx context.Context, f Filter) (_ int64, err error) {
 func (s *Store) Get(ctx context.Context, id string) (_ Comment, err error) {
 	defer s.timed("get", time.Now(), &err)
 	var c Comment
-	err = s.coll.FindOne(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$eq", Value: id}}}},
+	err = s.coll.FindOne(ctx, bson.D{{Key: stored.FieldID, Value: bson.D{{Key: "$eq", Value: id}}}},
 		options.FindOne().SetProjection(projection)).Decode(&c)
 	if errors.Is(err, mongo.ErrNoDocuments) {
 		return Comment{}, ErrNotFound

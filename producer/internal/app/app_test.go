@@ -297,6 +297,9 @@ func TestRegistrationIsIdempotentAcrossRestarts(t *testing.T) {
 			t.Fatalf("run %d: no %q line", i, msg)
 		}
 		ids = append(ids, l.num("schema_id"))
+		if i < 2 && l["compatibility"] != "BACKWARD" {
+			t.Errorf("run %d: compatibility in force %v, want BACKWARD logged", i, l["compatibility"])
+		}
 	}
 	if ids[0] == 0 || ids[1] != ids[0] || ids[2] != ids[0] {
 		t.Fatalf("schema ids across runs %v, want the same one", ids)

@@ -75,7 +75,9 @@ func startup(ctx context.Context, cfg *Config, cl *kgo.Client, srcl *sr.Client, 
 		return 0, err
 	}
 	if cfg.AutoRegister {
-		log.Info("schema registered", "subject", reg.Subject(), "schema_id", id)
+		level, set := reg.Compatibility()
+		log.Info("schema registered", "subject", reg.Subject(), "schema_id", id,
+			"compatibility", level, "compatibility_set_by_producer", set)
 	} else {
 		log.Info("schema found", "subject", cfg.Topic+"-value", "schema_id", id)
 	}

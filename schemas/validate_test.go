@@ -1,0 +1,156 @@
+package schemas_test
+
+import (
+	"context"
+	"errors"
+	"math"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/commentflow/commentflow/schemas"
+)
+
+// The cases of issue 12, "Found": records that were stored although they
+// break a promise (one document per comment, RFC 3339 dates, text).
+
+func TestValidateCanonicalisesUUIDs(t *testing.T) {
+	c := sample()
+	c.ID = strings.ToUpper(c.ID)
+	c.PostID = strings.ToUpper(c.PostID)
+	if err := schemas.Validate(&c); err != nil {
+		t.Fatalf("upper-case UUIDs are the same UUIDs (RFC 9562): %v", err)
+	}
+	want := sample()
+	if c.ID != want.ID || c.PostID != want.PostID {
+		t.Errorf("not canonicalised: id %q post_id %q, want %q %q", c.ID, c.PostID, want.ID, want.PostID)
+	}
+}
+
+func TestDecodeCanonicalisesUUIDs(t *testing.T) {
+	ctx := context.Background()
+	_, cl := newRegistry(t)
+	id, err := schemas.NewRegistry(cl).Register(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := sample()
+	c.ID, c.PostID = strings.ToUpper(c.ID), strings.ToUpper(c.PostID)
+	b, err := schemas.NewEncoder(id).Encode(&c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _, err := schemas.NewDecoder(cl).Decode(ctx, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := sample(); got.ID != want.ID || got.PostID != want.PostID {
+		t.Errorf("decoded id %q post_id %q, want the lower-case form", got.ID, got.PostID)
+	}
+}
+
+func TestValidateRefuses(t *testing.T) {
+	now := time.Now()
+	cases := []struct {
+		name  string
+		mod   func(*schemas.Comment)
+		field string // the reason must name it
+	}{
+		{"year 10000", func(c *schemas.Comment) { c.CreatedAt = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC) }, "created_at"},
+		{"max int64 ms", func(c *schemas.Comment) { c.CreatedAt = time.UnixMilli(math.MaxInt64) }, "created_at"},
+		{"year 0", func(c *schemas.Comment) { c.CreatedAt = time.Date(0, 1, 1, 0, 0, 0, 0, time.UTC) }, "created_at"},
+		{"min int64 ms", func(c *schemas.Comment) { c.CreatedAt = time.UnixMilli(math.MinInt64) }, "created_at"},
+		{"before 1970", func(c *schemas.Comment) { c.CreatedAt = time.Date(1969, 12, 31, 23, 59, 59, 0, time.UTC) }, "created_at"},
+		{"too far in the future", func(c *schemas.Comment) { c.CreatedAt = now.Add(schemas.DefaultMaxFutureSkew + time.Minute) }, "created_at"},
+		{"text invalid utf-8", func(c *schemas.Comment) { c.Text = "ab\xffcd" }, "text"},
+		{"text NUL", func(c *schemas.Comment) { c.Text = "a\x00b" }, "text"},
+		{"text escape", func(c *schemas.Comment) { c.Text = "a\x1b[31mred" }, "text"},
+		{"text DEL", func(c *schemas.Comment) { c.Text = "a\x7f" }, "text"},
+		{"text C1 control", func(c *schemas.Comment) { c.Text = "a\u0085b" }, "text"},
+		{"text too long", func(c *schemas.Comment) { c.Text = strings.Repeat("é", schemas.MaxTextLen+1) }, "text"},
+		{"name invalid utf-8", func(c *schemas.Comment) { c.Name = "\xc3" }, "name"},
+		{"name NUL", func(c *schemas.Comment) { c.Name = "Ada\x00" }, "name"},
+		{"name newline", func(c *schemas.Comment) { c.Name = "Ada\nLovelace" }, "name"},
+		{"name too long", func(c *schemas.Comment) { c.Name = strings.Repeat("a", schemas.MaxNameLen+1) }, "name"},
+		{"address invalid utf-8", func(c *schemas.Comment) { c.Address = "\xff" }, "address"},
+		{"address tab", func(c *schemas.Comment) { c.Address = "1\tMain St" }, "address"},
+		{"address too long", func(c *schemas.Comment) { c.Address = strings.Repeat("a", schemas.MaxAddressLen+1) }, "address"},
+		{"id not a uuid", func(c *schemas.Comment) { c.ID = "42" }, "id"},
+		{"post_id braces", func(c *schemas.Comment) { c.PostID = "{5f0c2a9e-3b1d-4c6e-8a7f-1e2d3c4b5a69}" }, "post_id"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := sample()
+			tc.mod(&c)
+			err := schemas.Validate(&c)
+			if !errors.Is(err, schemas.ErrInvalid) {
+				t.Fatalf("got %v, want an invalid comment", err)
+			}
+			de, ok := errors.AsType[*schemas.DecodeError](err)
+			if !ok || !strings.HasPrefix(de.Err.Error(), tc.field+" ") {
+				t.Errorf("reason %q does not start with the field %q", err, tc.field)
+			}
+		})
+	}
+}
+
+func TestValidateAccepts(t *testing.T) {
+	now := time.Now()
+	cases := []struct {
+		name string
+		mod  func(*schemas.Comment)
+	}{
+		{"sample", func(*schemas.Comment) {}},
+		{"text with newline and tab", func(c *schemas.Comment) { c.Text = "line 1\n\tline 2" }},
+		{"unicode", func(c *schemas.Comment) { c.Name, c.Text = "Zoë 李", "ünïcödé 🎉" }},
+		{"max lengths in characters", func(c *schemas.Comment) {
+			c.Name = strings.Repeat("é", schemas.MaxNameLen)
+			c.Text = strings.Repeat("é", schemas.MaxTextLen)
+			c.Address = strings.Repeat("é", schemas.MaxAddressLen)
+		}},
+		{"empty name and address", func(c *schemas.Comment) { c.Name, c.Address = "", "" }},
+		{"1970", func(c *schemas.Comment) { c.CreatedAt = time.UnixMilli(1).UTC() }},
+		{"within skew", func(c *schemas.Comment) { c.CreatedAt = now.Add(schemas.DefaultMaxFutureSkew - time.Minute) }},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := sample()
+			tc.mod(&c)
+			if err := schemas.Validate(&c); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+func TestValidatorSkewIsConfigurable(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	v := schemas.Validator{MaxFutureSkew: time.Hour, Now: func() time.Time { return now }}
+	c := sample()
+	c.CreatedAt = now.Add(59 * time.Minute)
+	if err := v.Validate(&c); err != nil {
+		t.Fatalf("59 minutes ahead with a 1h skew: %v", err)
+	}
+	c.CreatedAt = now.Add(61 * time.Minute)
+	if err := v.Validate(&c); !errors.Is(err, schemas.ErrInvalid) {
+		t.Fatalf("61 minutes ahead with a 1h skew: got %v", err)
+	}
+}
+
+func TestDecodeRefusesTrailingBytes(t *testing.T) {
+	ctx := context.Background()
+	_, cl := newRegistry(t)
+	id, err := schemas.NewRegistry(cl).Register(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := sample()
+	b, err := schemas.NewEncoder(id).Encode(&c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = schemas.NewDecoder(cl).Decode(ctx, append(b, 0, 1, 2))
+	if !errors.Is(err, schemas.ErrAvroDecode) {
+		t.Fatalf("record with 3 trailing bytes: got %v, want avro_decode", err)
+	}
+}
