@@ -124,11 +124,19 @@ type Decoder interface {
 	Decode(ctx context.Context, b []byte) (schemas.Comment, int, error)
 }
 
+// Store is where documents go (*store.Store): Insert reports what it
+// stored and what is still pending after an error; Ping answers the
+// readiness check and tells a paused round when to fetch again.
+type Store interface {
+	Insert(ctx context.Context, docs []store.Document) (store.Result, []store.Document, error)
+	Ping(ctx context.Context) error
+}
+
 // Deps are what the consumer talks to.
 type Deps struct {
 	KafkaOpts    []kgo.Opt // connection options: brokers, TLS, SASL, logger
 	Decoder      Decoder
-	Store        *store.Store
+	Store        Store
 	DLQ          *dlq.Writer
 	Ready        *ops.Readiness        // gets the mongodb, kafka and registry checks
 	Registerer   prometheus.Registerer // gets the metrics
@@ -153,7 +161,7 @@ type Consumer struct {
 	cfg   Config
 	cl    *kgo.Client
 	dec   Decoder
-	store *store.Store
+	store Store
 	dlq   *dlq.Writer
 	log   *slog.Logger
 	m     *metrics
