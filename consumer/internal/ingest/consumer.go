@@ -75,7 +75,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/commentflow/commentflow/consumer/internal/dlq"
 	"github.com/commentflow/commentflow/consumer/internal/store"
@@ -345,8 +347,17 @@ func (c *Consumer) Run(ctx context.Context) error {
 
 	// Leave the group so that the partitions move at once rather than
 	// after the session timeout, even when the batch used up its budget.
+	// A stop is deliberate (SIGTERM: a scale-down, a redeploy), so a
+	// static member leaves too; franz-go's leave does not send LeaveGroup
+	// for a static member, so it is sent here by instance id. Only a
+	// crash leaves a static member's partitions waiting.
 	leaveCtx, cancelLeave := context.WithTimeout(context.WithoutCancel(ctx), leaveBudget)
-	if err := c.cl.LeaveGroupContext(leaveCtx); err != nil {
+	memberID, _ := c.cl.GroupMetadata()
+	err := c.cl.LeaveGroupContext(leaveCtx)
+	if err == nil && c.cfg.InstanceID != "" {
+		err = c.leaveStatic(leaveCtx, memberID)
+	}
+	if err != nil {
 		c.log.Warn("leaving the consumer group failed; the partitions move after the session timeout", "err", err)
 	}
 	cancelLeave()
@@ -370,6 +381,31 @@ func (c *Consumer) Run(ctx context.Context) error {
 	c.log.Info("left the consumer group", "group", c.cfg.Group,
 		"consumed", c.consumed.Load(), "stored", c.stored.Load(),
 		"duplicates", c.duplicates.Load(), "dead_lettered", c.deadLettered.Load())
+	return nil
+}
+
+// leaveStatic removes this static member from the group (LeaveGroup v3+
+// naming its instance id, as an admin's removal of a static member does).
+func (c *Consumer) leaveStatic(ctx context.Context, memberID string) error {
+	req := kmsg.NewPtrLeaveGroupRequest()
+	req.Group = c.cfg.Group
+	m := kmsg.NewLeaveGroupRequestMember()
+	m.MemberID = memberID
+	m.InstanceID = &c.cfg.InstanceID
+	m.Reason = kmsg.StringPtr("static member stopped deliberately")
+	req.Members = append(req.Members, m)
+	resp, err := req.RequestWith(ctx, c.cl)
+	if err != nil {
+		return fmt.Errorf("leave group as static member %q: %w", c.cfg.InstanceID, err)
+	}
+	if err := kerr.ErrorForCode(resp.ErrorCode); err != nil {
+		return fmt.Errorf("leave group as static member %q: %w", c.cfg.InstanceID, err)
+	}
+	for _, r := range resp.Members {
+		if err := kerr.ErrorForCode(r.ErrorCode); err != nil {
+			return fmt.Errorf("leave group as static member %q: %w", c.cfg.InstanceID, err)
+		}
+	}
 	return nil
 }
 

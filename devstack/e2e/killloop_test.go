@@ -1,0 +1,131 @@
+package e2e
+
+import (
+	"context"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/commentflow/commentflow/devstack/system"
+)
+
+// A consumer is killed (SIGKILL) every ~10s, 10 times, while the producer
+// runs at 200 events/s; the supervisor restarts each one as compose's
+// restart policy would. With static membership the restarted replica takes
+// its partitions back without a rebalance, so ingestion never stops for
+// longer than the session timeout, and at the end the topic and MongoDB
+// agree exactly.
+func TestConsumersKilledInALoopIngestionGoesOn(t *testing.T) {
+	const (
+		rate           = 200
+		kills          = 10
+		every          = 10 * time.Second
+		n              = rate * (kills + 1) * 10 // ~110s of production
+		sessionTimeout = 8 * time.Second         // set by start
+	)
+	sys := start(t, system.Config{Consumers: 3, ProducerCount: n, Rate: rate})
+	coll := mongoColl(t, sys)
+	waitAtLeast(t, coll, 100)
+
+	// Sample the stored count; the longest time it stood still while
+	// events were still being produced is the longest ingestion stop.
+	type sample struct {
+		at time.Time
+		n  int64
+	}
+	longestGap := make(chan time.Duration, 1)
+	stopSampling := make(chan struct{})
+	go func() {
+		var longest time.Duration
+		last := sample{at: time.Now()}
+		for {
+			select {
+			case <-stopSampling:
+				longestGap <- longest
+				return
+			case <-time.After(500 * time.Millisecond):
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			got, err := coll.EstimatedDocumentCount(ctx) // cheap: leaves the database to the consumers
+			cancel()
+			if err != nil {
+				continue // the gap goes on being measured from the last progress
+			}
+			now := time.Now()
+			if got > last.n {
+				if g := now.Sub(last.at); g > longest {
+					longest = g
+				}
+				last = sample{at: now, n: got}
+			}
+		}
+	}()
+
+	for i := range kills {
+		deadline := time.Now().Add(every)
+		victim := sys.Consumers()[i%3]
+		pid := victim.Pid()
+		if err := victim.Signal(syscall.SIGKILL); err != nil {
+			t.Fatalf("kill %d: %v", i+1, err)
+		}
+		for victim.Pid() == pid || victim.Pid() == 0 {
+			if time.Since(deadline) > time.Minute {
+				t.Fatalf("kill %d: the consumer was not restarted", i+1)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		time.Sleep(time.Until(deadline))
+	}
+	waitStored(t, coll, n, 3*time.Minute)
+	close(stopSampling)
+	longest := <-longestGap
+	t.Logf("%d kills; longest time without a new stored comment: %s", kills, longest.Round(10*time.Millisecond))
+	if longest >= sessionTimeout {
+		t.Errorf("ingestion stopped for %s, longer than the session timeout %s", longest.Round(10*time.Millisecond), sessionTimeout)
+	}
+	agreeExactly(t, sys, n)
+	committedAtEnd(t, sys)
+}
+
+// agreeExactly compares the comments on the topic with the documents in
+// MongoDB, field by field (straight from the database: walking 20,000
+// comments through the API on the stand-in database would take minutes).
+func agreeExactly(t *testing.T, sys *system.System, n int) {
+	t.Helper()
+	want := produced(t, sys, n)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cur, err := mongoColl(t, sys).Find(ctx, bson.D{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var docs []struct {
+		ID        string    `bson:"_id"`
+		PostID    string    `bson:"post_id"`
+		Name      string    `bson:"name"`
+		Text      string    `bson:"text"`
+		Address   string    `bson:"address"`
+		CreatedAt time.Time `bson:"created_at"`
+	}
+	if err := cur.All(ctx, &docs); err != nil {
+		t.Fatal(err)
+	}
+	if len(docs) != len(want) {
+		t.Errorf("MongoDB holds %d comments, the topic %d", len(docs), len(want))
+	}
+	seen := make(map[string]bool, len(docs))
+	for _, d := range docs {
+		w, ok := want[d.ID]
+		switch {
+		case seen[d.ID]:
+			t.Fatalf("comment %s stored twice", d.ID)
+		case !ok:
+			t.Fatalf("comment %s stored but not on the topic", d.ID)
+		case d.PostID != w.PostID || d.Name != w.Name || d.Text != w.Text || d.Address != w.Address || !d.CreatedAt.Equal(w.CreatedAt):
+			t.Errorf("comment %s differs:\n stored   %+v\n produced %+v", d.ID, d, w)
+		}
+		seen[d.ID] = true
+	}
+}
