@@ -53,6 +53,16 @@
 // gave up may still be applied after the partition moved: the new owner then
 // skips it as a duplicate.
 //
+// # Static membership
+//
+// With Config.InstanceID the member is static. A crash leaves it in the
+// group: its partitions stay assigned to it until its session times out or
+// a process with the same instance id joins, which takes them back without
+// a rebalance. A stop (Run's context done, i.e. SIGTERM) is deliberate: Run
+// leaves the group after its last commit by sending LeaveGroup with the
+// instance id itself (franz-go's LeaveGroup does not, for a static member),
+// so the partitions move to the other members at once.
+//
 // # Pipeline
 //
 // Within one hold ("round"), the loop polls and decodes batch k+1 while a
@@ -92,8 +102,9 @@ type Config struct {
 	Group string // the consumer group
 	// InstanceID, if set, makes this member static (kgo.InstanceID): a
 	// restart with the same id takes its partitions back without a
-	// rebalance, and neither a crash nor a stop moves them before the
-	// session timeout.
+	// rebalance; after a crash they wait for the session timeout (or the
+	// restart), while Run's end (a deliberate stop) leaves the group so
+	// they move at once. See Static membership in the package doc.
 	InstanceID string
 
 	BatchSize      int           // flush a batch at this many records...
