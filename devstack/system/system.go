@@ -65,7 +65,6 @@ type System struct {
 	producer  *procs.Proc
 	consumers []*procs.Proc
 	gateway   *procs.Proc
-	nextID    int
 	opsAddr   map[*procs.Proc]string // HTTP_ADDR of each service process
 }
 
@@ -276,11 +275,14 @@ func (s *System) StartProducer(count int) (*procs.Proc, error) {
 
 // AddConsumer starts one more consumer replica in the group.
 func (s *System) AddConsumer() (*procs.Proc, error) {
+	// A replica's identity is its slot, 1..n: the same across the
+	// supervisor's restarts of it, and reused after a scale-down, so a
+	// restarted replica takes its partitions back as a static member
+	// (CONSUMER_INSTANCE_ID) without a rebalance.
 	s.mu.Lock()
-	s.nextID++
-	name := "consumer-" + strconv.Itoa(s.nextID)
+	name := "consumer-" + strconv.Itoa(len(s.consumers)+1)
 	s.mu.Unlock()
-	env := append(append(s.kafkaEnv(), s.mongoEnv()[0]), s.cfg.ConsumerEnv...)
+	env := append(append(s.kafkaEnv(), s.mongoEnv()[0], "CONSUMER_INSTANCE_ID="+name), s.cfg.ConsumerEnv...)
 	p, err := s.start("consumer", name, "", env, true)
 	if err != nil {
 		return nil, err

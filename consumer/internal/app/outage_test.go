@@ -363,3 +363,39 @@ func TestRestartWithTheSameInstanceIDTakesItsPartitionsBack(t *testing.T) {
 		t.Errorf("a: %v", err)
 	}
 }
+
+// A static member that is stopped (SIGTERM: a deliberate stop, such as a
+// scale-down) leaves the group, so its partitions move to the others at
+// once, not after its session timeout (60s here). Only a crash leaves them
+// waiting for the session timeout.
+func TestStoppedStaticMemberLeavesTheGroup(t *testing.T) {
+	s := newStack(t)
+	ev := s.events()
+	a := s.start("a", s.env("CONSUMER_INSTANCE_ID", "consumer-1", "KAFKA_SESSION_TIMEOUT", "60s"))
+	b := s.start("b", s.env("CONSUMER_INSTANCE_ID", "consumer-2", "KAFKA_SESSION_TIMEOUT", "60s"))
+	wait := ev.stream(600, 200)
+	s.waitSpread(2)
+	stopped := time.Now()
+	if err := b.stop(); err != nil {
+		t.Errorf("b: Run returned %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if _, err := s.Kafka.WaitGroupInfo(ctx, s.group, func(g *kfake.GroupInfo) bool {
+		return g != nil && g.State == "Stable" && len(g.Members) == 1
+	}); err != nil {
+		t.Fatalf("the group never settled on a alone: %v", err)
+	}
+	// Well below the 60s session timeout, however busy the machine.
+	if took := time.Since(stopped); took >= 40*time.Second {
+		t.Errorf("a got b's partitions %s after b stopped: b did not leave, the group waited for its session timeout", took.Round(time.Second))
+	}
+	wait()
+	want := ev.expected()
+	s.waitCount(int64(len(want)))
+	s.waitCommittedAtEnd()
+	s.checkExactlyOnce(want)
+	if err := a.stop(); err != nil {
+		t.Errorf("a: %v", err)
+	}
+}

@@ -53,6 +53,16 @@
 // gave up may still be applied after the partition moved: the new owner then
 // skips it as a duplicate.
 //
+// # Static membership
+//
+// With Config.InstanceID the member is static. A crash leaves it in the
+// group: its partitions stay assigned to it until its session times out or
+// a process with the same instance id joins, which takes them back without
+// a rebalance. A stop (Run's context done, i.e. SIGTERM) is deliberate: Run
+// leaves the group after its last commit by sending LeaveGroup with the
+// instance id itself (franz-go's LeaveGroup does not, for a static member),
+// so the partitions move to the other members at once.
+//
 // # Pipeline
 //
 // Within one hold ("round"), the loop polls and decodes batch k+1 while a
@@ -75,7 +85,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/commentflow/commentflow/consumer/internal/dlq"
 	"github.com/commentflow/commentflow/consumer/internal/store"
@@ -91,8 +103,9 @@ type Config struct {
 	Group string // the consumer group
 	// InstanceID, if set, makes this member static (kgo.InstanceID): a
 	// restart with the same id takes its partitions back without a
-	// rebalance, and neither a crash nor a stop moves them before the
-	// session timeout.
+	// rebalance; after a crash they wait for the session timeout (or the
+	// restart), while Run's end (a deliberate stop) leaves the group so
+	// they move at once. See Static membership in the package doc.
 	InstanceID string
 
 	BatchSize      int           // flush a batch at this many records...
@@ -125,11 +138,19 @@ type Decoder interface {
 	Decode(ctx context.Context, b []byte) (schemas.Comment, int, error)
 }
 
+// Store is where documents go (*store.Store): Insert reports what it
+// stored and what is still pending after an error; Ping answers the
+// readiness check and tells a paused round when to fetch again.
+type Store interface {
+	Insert(ctx context.Context, docs []store.Document) (store.Result, []store.Document, error)
+	Ping(ctx context.Context) error
+}
+
 // Deps are what the consumer talks to.
 type Deps struct {
 	KafkaOpts    []kgo.Opt // connection options: brokers, TLS, SASL, logger
 	Decoder      Decoder
-	Store        *store.Store
+	Store        Store
 	DLQ          *dlq.Writer
 	Ready        *ops.Readiness        // gets the mongodb, kafka and registry checks
 	Registerer   prometheus.Registerer // gets the metrics
@@ -155,7 +176,7 @@ type Consumer struct {
 	cfg   Config
 	cl    *kgo.Client
 	dec   Decoder
-	store *store.Store
+	store Store
 	dlq   *dlq.Writer
 	log   *slog.Logger
 	m     *metrics
@@ -200,8 +221,13 @@ func New(cfg Config, d Deps) (*Consumer, error) {
 		return nil, fmt.Errorf("ingest: metrics: %w", err)
 	}
 	c := &Consumer{cfg: cfg, dec: d.Decoder, store: d.Store, dlq: d.DLQ, log: d.Log, m: m}
-	coll := d.Store.Collection()
-	c.tr = newTracing(d.Telemetry, cfg.Group, coll.Database().Name(), coll.Name())
+	// The insert span names the database and collection when the store
+	// can tell them (store.Store does; a benchmark's null store need not).
+	var db, coll string
+	if ns, ok := d.Store.(interface{ Namespace() (string, string) }); ok {
+		db, coll = ns.Namespace()
+	}
+	c.tr = newTracing(d.Telemetry, cfg.Group, db, coll)
 
 	opts := append([]kgo.Opt(nil), d.KafkaOpts...)
 	opts = append(opts,
@@ -344,8 +370,17 @@ func (c *Consumer) Run(ctx context.Context) error {
 
 	// Leave the group so that the partitions move at once rather than
 	// after the session timeout, even when the batch used up its budget.
+	// A stop is deliberate (SIGTERM: a scale-down, a redeploy), so a
+	// static member leaves too; franz-go's leave does not send LeaveGroup
+	// for a static member, so it is sent here by instance id. Only a
+	// crash leaves a static member's partitions waiting.
 	leaveCtx, cancelLeave := context.WithTimeout(context.WithoutCancel(ctx), leaveBudget)
-	if err := c.cl.LeaveGroupContext(leaveCtx); err != nil {
+	memberID, _ := c.cl.GroupMetadata()
+	err := c.cl.LeaveGroupContext(leaveCtx)
+	if err == nil && c.cfg.InstanceID != "" {
+		err = c.leaveStatic(leaveCtx, memberID)
+	}
+	if err != nil {
 		c.log.Warn("leaving the consumer group failed; the partitions move after the session timeout", "err", err)
 	}
 	cancelLeave()
@@ -369,6 +404,31 @@ func (c *Consumer) Run(ctx context.Context) error {
 	c.log.Info("left the consumer group", "group", c.cfg.Group,
 		"consumed", c.consumed.Load(), "stored", c.stored.Load(),
 		"duplicates", c.duplicates.Load(), "dead_lettered", c.deadLettered.Load())
+	return nil
+}
+
+// leaveStatic removes this static member from the group (LeaveGroup v3+
+// naming its instance id, as an admin's removal of a static member does).
+func (c *Consumer) leaveStatic(ctx context.Context, memberID string) error {
+	req := kmsg.NewPtrLeaveGroupRequest()
+	req.Group = c.cfg.Group
+	m := kmsg.NewLeaveGroupRequestMember()
+	m.MemberID = memberID
+	m.InstanceID = &c.cfg.InstanceID
+	m.Reason = kmsg.StringPtr("static member stopped deliberately")
+	req.Members = append(req.Members, m)
+	resp, err := req.RequestWith(ctx, c.cl)
+	if err != nil {
+		return fmt.Errorf("leave group as static member %q: %w", c.cfg.InstanceID, err)
+	}
+	if err := kerr.ErrorForCode(resp.ErrorCode); err != nil {
+		return fmt.Errorf("leave group as static member %q: %w", c.cfg.InstanceID, err)
+	}
+	for _, r := range resp.Members {
+		if err := kerr.ErrorForCode(r.ErrorCode); err != nil {
+			return fmt.Errorf("leave group as static member %q: %w", c.cfg.InstanceID, err)
+		}
+	}
 	return nil
 }
 

@@ -147,6 +147,11 @@ func (s *Store) Close(ctx context.Context) error {
 // Collection is the comments collection, for tests and tools.
 func (s *Store) Collection() *mongo.Collection { return s.coll }
 
+// Namespace is the database and collection names, for the insert span.
+func (s *Store) Namespace() (database, collection string) {
+	return s.coll.Database().Name(), s.coll.Name()
+}
+
 // Acknowledged reports whether writes are acknowledged (write concern not 0).
 // Without acknowledgement nothing is known about a write: neither its
 // success nor duplicates.
