@@ -51,6 +51,15 @@ func TestConsumerRunsThreeReplicasThatCanScale(t *testing.T) {
 	if len(c.Ports) != 0 {
 		t.Errorf("consumer: host ports %+v collide between replicas", c.Ports)
 	}
+	// Static membership: each replica's id is its hostname (the container
+	// id), which survives a restart of that container, so a crashed replica
+	// that compose restarts takes its partitions back without a rebalance.
+	if id, _ := env(c, "CONSUMER_INSTANCE_ID"); id != "@hostname" {
+		t.Errorf("consumer: CONSUMER_INSTANCE_ID = %q, want @hostname (a per-replica id that survives a restart)", id)
+	}
+	if c.Hostname != "" {
+		t.Errorf("consumer: hostname %q is the same for every replica, so their instance ids would clash", c.Hostname)
+	}
 	for _, name := range composeProject(t).ServiceNames() {
 		if s := service(t, name); s.ContainerName != "" {
 			t.Errorf("service %s: container_name %q (fixed names break `docker compose up --scale` and parallel projects)", name, s.ContainerName)

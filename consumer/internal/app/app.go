@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -136,10 +137,14 @@ func consume(ctx context.Context, cfg Config, log *slog.Logger, reg *prometheus.
 	ready.Set("kafka", nil)
 	log.Info("kafka ready", "topic", cfg.Topic, "dlq_topic", cfg.DLQTopic)
 
+	instanceID, err := resolveInstanceID(cfg.InstanceID, os.Hostname)
+	if err != nil {
+		return cli.Usage(fmt.Errorf("CONSUMER_INSTANCE_ID: %w", err))
+	}
 	c, err := ingest.New(ingest.Config{
 		Topic:           cfg.Topic,
 		Group:           cfg.Group,
-		InstanceID:      cfg.InstanceID,
+		InstanceID:      instanceID,
 		BatchSize:       cfg.BatchSize,
 		BatchTimeout:    cfg.BatchTimeout,
 		MaxPollRecords:  cfg.MaxPollRecords,

@@ -2,6 +2,7 @@ package app
 
 import (
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/commentflow/commentflow/consumer/internal/store"
@@ -47,7 +48,7 @@ func (c *Config) declare(s *config.Set) {
 	s.String(&c.DLQTopic, "KAFKA_DLQ_TOPIC", schemas.DLQTopic, "dead-letter topic for records that can never be stored", config.NotEmpty)
 	s.String(&c.Group, "CONSUMER_GROUP", schemas.ConsumerGroup, "Kafka consumer group shared by the replicas", config.NotEmpty)
 	s.String(&c.InstanceID, "CONSUMER_INSTANCE_ID", "",
-		"static group membership: this replica's id, the same across its restarts and unique in the group (empty: dynamic membership)", checkInstanceID)
+		"static group membership: this replica's id, the same across its restarts and unique in the group; @hostname uses the host name (a compose replica's container id); empty: dynamic membership", checkInstanceID)
 	s.Duration(&c.SessionTimeout, "KAFKA_SESSION_TIMEOUT", 45*time.Second,
 		"group session timeout: how soon the group reassigns a crashed member's partitions (6s to 5m on default brokers)", checkSessionTimeout)
 	c.Mongo.Declare(s, schemas.Database, schemas.Collection)
@@ -83,8 +84,37 @@ func checkSessionTimeout(d time.Duration) error {
 	return nil
 }
 
+// hostnameInstanceID is the CONSUMER_INSTANCE_ID that means "this host's
+// name": a compose replica's hostname is its container id, which survives a
+// restart of that container and differs between replicas, exactly what a
+// static member's id must be. ('@' is not allowed in a literal id.)
+const hostnameInstanceID = "@hostname"
+
+// resolveInstanceID returns the group.instance.id that CONSUMER_INSTANCE_ID
+// stands for: the host name for @hostname, else the value itself.
+func resolveInstanceID(id string, hostname func() (string, error)) (string, error) {
+	if id != hostnameInstanceID {
+		return id, nil
+	}
+	h, err := hostname()
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", hostnameInstanceID, err)
+	}
+	if h == "" {
+		return "", fmt.Errorf("%s: the host name is empty", hostnameInstanceID)
+	}
+	if err := checkInstanceID(h); err != nil {
+		return "", fmt.Errorf("%s: the host name %w", hostnameInstanceID, err)
+	}
+	return h, nil
+}
+
 // checkInstanceID applies Kafka's group.instance.id rules.
 func checkInstanceID(id string) error {
+	if id == hostnameInstanceID {
+		_, err := resolveInstanceID(id, os.Hostname)
+		return err
+	}
 	if len(id) > 249 {
 		return fmt.Errorf("must be at most 249 characters long")
 	}
