@@ -38,11 +38,7 @@ func BenchmarkEncode(b *testing.B) {
 
 func BenchmarkDecode(b *testing.B) {
 	ctx := context.Background()
-	_, cl := newRegistry(b)
-	id, err := schemas.NewRegistry(cl).Register(ctx)
-	if err != nil {
-		b.Fatal(err)
-	}
+	_, cl, id := registered(b)
 	c := sample()
 	framedBytes, _ := schemas.NewEncoder(id).Encode(&c)
 	rawBytes := framedBytes[5:]

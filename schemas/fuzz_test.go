@@ -13,11 +13,7 @@ import (
 // The seed corpus is in testdata/fuzz/FuzzDecode.
 func FuzzDecode(f *testing.F) {
 	ctx := context.Background()
-	_, cl := newRegistry(f)
-	id, err := schemas.NewRegistry(cl).Register(ctx)
-	if err != nil {
-		f.Fatal(err)
-	}
+	_, cl, id := registered(f)
 	c := sample()
 	good, err := schemas.NewEncoder(id).Encode(&c)
 	if err != nil {

@@ -268,11 +268,7 @@ func TestOutOfRangeSchemaIDPanics(t *testing.T) {
 
 func TestDecodeErrorsAreTyped(t *testing.T) {
 	ctx := context.Background()
-	reg, cl := newRegistry(t)
-	id, err := schemas.NewRegistry(cl).Register(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	reg, cl, id := registered(t)
 	enc := schemas.NewEncoder(id)
 	encode := func(mod func(*schemas.Comment)) []byte {
 		c := sample()
@@ -331,11 +327,7 @@ func TestDecodeErrorsAreTyped(t *testing.T) {
 
 func TestDecodeRegistryUnavailableIsRetryable(t *testing.T) {
 	ctx := context.Background()
-	reg, cl := newRegistry(t)
-	id, err := schemas.NewRegistry(cl).Register(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	reg, cl, id := registered(t)
 	c := sample()
 	b, _ := schemas.NewEncoder(id).Encode(&c)
 
@@ -344,7 +336,7 @@ func TestDecodeRegistryUnavailableIsRetryable(t *testing.T) {
 		return true
 	})
 	dec := schemas.NewDecoder(cl)
-	_, _, err = dec.Decode(ctx, b)
+	_, _, err := dec.Decode(ctx, b)
 	if !errors.Is(err, schemas.ErrRegistryUnavailable) || !schemas.Retryable(err) {
 		t.Fatalf("registry down: %v, want retryable ErrRegistryUnavailable", err)
 	}
@@ -383,11 +375,7 @@ func TestUnknownIDsAreAskedOnce(t *testing.T) {
 
 func TestDecodeFetchesEachSchemaOnce(t *testing.T) {
 	ctx := context.Background()
-	reg, cl := newRegistry(t)
-	id, err := schemas.NewRegistry(cl).Register(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	reg, cl, id := registered(t)
 	var fetches atomic.Int32
 	release := make(chan struct{})
 	reg.Intercept(func(_ http.ResponseWriter, r *http.Request) bool {
@@ -430,4 +418,16 @@ func TestDecodeFetchesEachSchemaOnce(t *testing.T) {
 	if n := fetches.Load(); n != 1 {
 		t.Fatalf("%d registry fetches for one schema id, want 1", n)
 	}
+}
+
+// registered starts a fake registry and registers the comment schema in it,
+// returning the fake, a client of it and the schema's ID.
+func registered(t testing.TB) (*srfake.Registry, *sr.Client, int) {
+	t.Helper()
+	reg, cl := newRegistry(t)
+	id, err := schemas.NewRegistry(cl).Register(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return reg, cl, id
 }

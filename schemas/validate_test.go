@@ -29,11 +29,7 @@ func TestValidateCanonicalisesUUIDs(t *testing.T) {
 
 func TestDecodeCanonicalisesUUIDs(t *testing.T) {
 	ctx := context.Background()
-	_, cl := newRegistry(t)
-	id, err := schemas.NewRegistry(cl).Register(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, cl, id := registered(t)
 	c := sample()
 	c.ID, c.PostID = strings.ToUpper(c.ID), strings.ToUpper(c.PostID)
 	b, err := schemas.NewEncoder(id).Encode(&c)
@@ -139,11 +135,7 @@ func TestValidatorSkewIsConfigurable(t *testing.T) {
 
 func TestDecodeRefusesTrailingBytes(t *testing.T) {
 	ctx := context.Background()
-	_, cl := newRegistry(t)
-	id, err := schemas.NewRegistry(cl).Register(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, cl, id := registered(t)
 	c := sample()
 	b, err := schemas.NewEncoder(id).Encode(&c)
 	if err != nil {
