@@ -20,6 +20,13 @@ import (
 // longer than the session timeout, and at the end the topic and MongoDB
 // agree exactly.
 func TestConsumersKilledInALoopIngestionGoesOn(t *testing.T) {
+	if raceEnabled {
+		// Seen in a CI run under -race with both cores busy: 13,359 of
+		// 22,000 records committed after 3 minutes. That measures the
+		// stand-in database under the race detector, not the consumer.
+		t.Skip("a timing test at 200 events/s: the race detector slows the stand-in database below that rate; " +
+			".ci/run runs this test without -race (go test -run TestConsumersKilledInALoop ./devstack/e2e/)")
+	}
 	const (
 		rate           = 200
 		kills          = 10
