@@ -117,32 +117,47 @@ func BenchmarkConsumerVsRawInsert(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		runCtx, cancel := context.WithCancel(ctx)
-		done := make(chan error, 1)
-		go func() { done <- c.Run(runCtx) }()
-		for c.consumed.Load() == 0 {
-			time.Sleep(time.Millisecond)
-		}
-		start := time.Now()
-		for committed(st, group) < benchDocs {
-			time.Sleep(time.Millisecond)
-		}
-		took := time.Since(start)
-		cancel()
-		if err := <-done; err != nil {
-			b.Fatal(err)
-		}
-		if got := c.stored.Load(); got != benchDocs {
-			b.Fatalf("stored %d, want %d", got, benchDocs)
-		}
-		return took
+		return timeConsumer(ctx, b, st, c, group, benchDocs)
 	}
 
+	compareRuns(b, benchDocs, rawRun, consumerRun)
+}
+
+// committed is the group's committed offsets summed over the partitions.
+// timeConsumer runs c until the group has committed want records and
+// returns how long that took from the first record polled; it fails unless
+// exactly want records were stored.
+func timeConsumer(ctx context.Context, b *testing.B, st *infra.Stack, c *Consumer, group string, want int64) time.Duration {
+	b.Helper()
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- c.Run(runCtx) }()
+	for c.consumed.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	start := time.Now()
+	for committed(st, group) < want {
+		time.Sleep(time.Millisecond)
+	}
+	took := time.Since(start)
+	cancel()
+	if err := <-done; err != nil {
+		b.Fatal(err)
+	}
+	if got := c.stored.Load(); got != want {
+		b.Fatalf("stored %d, want %d", got, want)
+	}
+	return took
+}
+
+// compareRuns times b.N rounds of the consumer and of the raw baseline,
+// alternating which goes first so that drift in the machine's load does not
+// favor one, and reports both rates and their ratio.
+func compareRuns(b *testing.B, docs int, rawRun, consumerRun func(i int) time.Duration) {
+	b.Helper()
 	var consumerTime, rawTime time.Duration
 	b.ResetTimer()
 	for i := range b.N {
-		// Alternate which goes first, so that drift in the machine's
-		// load does not favor one.
 		if i%2 == 0 {
 			rawTime += rawRun(i)
 			consumerTime += consumerRun(i)
@@ -152,14 +167,13 @@ func BenchmarkConsumerVsRawInsert(b *testing.B) {
 		}
 	}
 	b.StopTimer()
-	total := float64(benchDocs * b.N)
+	total := float64(docs * b.N)
 	consumerRate, rawRate := total/consumerTime.Seconds(), total/rawTime.Seconds()
 	b.ReportMetric(consumerRate, "consumer_docs/s")
 	b.ReportMetric(rawRate, "raw_docs/s")
 	b.ReportMetric(consumerRate/rawRate, "ratio")
 }
 
-// committed is the group's committed offsets summed over the partitions.
 func committed(st *infra.Stack, group string) int64 {
 	gi := st.Kafka.GroupInfo(group)
 	if gi == nil {

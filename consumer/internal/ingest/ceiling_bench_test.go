@@ -90,7 +90,7 @@ func BenchmarkConsumerCeiling(b *testing.B) {
 
 	// Raw: fetch the records with the same fetch limits and decode each.
 	schema := schemas.CommentSchema()
-	rawRun := func() time.Duration {
+	rawRun := func(int) time.Duration {
 		cl, err := kgo.NewClient(kgo.SeedBrokers(st.KafkaAddr()), kgo.ConsumeTopics(schemas.Topic),
 			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 			kgo.FetchMaxBytes(fetchMax), kgo.FetchMaxPartitionBytes(1<<20), kgo.MaxConcurrentFetches(maxConcurrentFetches))
@@ -134,44 +134,8 @@ func BenchmarkConsumerCeiling(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		runCtx, cancel := context.WithCancel(ctx)
-		done := make(chan error, 1)
-		go func() { done <- c.Run(runCtx) }()
-		for c.consumed.Load() == 0 {
-			time.Sleep(time.Millisecond)
-		}
-		start := time.Now()
-		for committed(st, group) < benchDocs {
-			time.Sleep(time.Millisecond)
-		}
-		took := time.Since(start)
-		cancel()
-		if err := <-done; err != nil {
-			b.Fatal(err)
-		}
-		if got := c.stored.Load(); got != benchDocs {
-			b.Fatalf("stored %d, want %d", got, benchDocs)
-		}
-		return took
+		return timeConsumer(ctx, b, st, c, group, benchDocs)
 	}
 
-	var consumerTime, rawTime time.Duration
-	b.ResetTimer()
-	for i := range b.N {
-		// Alternate which goes first, so that drift in the machine's
-		// load does not favor one.
-		if i%2 == 0 {
-			rawTime += rawRun()
-			consumerTime += consumerRun(i)
-		} else {
-			consumerTime += consumerRun(i)
-			rawTime += rawRun()
-		}
-	}
-	b.StopTimer()
-	total := float64(benchDocs * b.N)
-	consumerRate, rawRate := total/consumerTime.Seconds(), total/rawTime.Seconds()
-	b.ReportMetric(consumerRate, "consumer_docs/s")
-	b.ReportMetric(rawRate, "raw_docs/s")
-	b.ReportMetric(consumerRate/rawRate, "ratio")
+	compareRuns(b, benchDocs, rawRun, consumerRun)
 }
