@@ -209,12 +209,18 @@ func (w *Writer) Write(ctx context.Context, letters []Letter) (envelopes int, er
 	for i, l := range letters {
 		recs[i] = Record(w.topic, w.group, l, now)
 	}
+	// ProduceSync's results come in the order the records completed, not
+	// the order given: find each result's letter by its record.
+	letterOf := make(map[*kgo.Record]Letter, len(recs))
+	for i, r := range recs {
+		letterOf[r] = letters[i]
+	}
 	var retry []*kgo.Record
-	for i, res := range w.cl.ProduceSync(ctx, recs...) {
+	for _, res := range w.cl.ProduceSync(ctx, recs...) {
 		switch {
 		case res.Err == nil:
 		case Refused(res.Err):
-			retry = append(retry, Envelope(w.topic, w.group, letters[i], res.Err, now))
+			retry = append(retry, Envelope(w.topic, w.group, letterOf[res.Record], res.Err, now))
 		default:
 			return 0, fmt.Errorf("produce %d records to %s: %w", len(recs), w.topic, res.Err)
 		}

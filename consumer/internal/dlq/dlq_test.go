@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -102,5 +103,63 @@ func TestRefusedAndEnvelope(t *testing.T) {
 	if env.Value != nil || string(env.Key) != "k" || h("big") != "" || h(HeaderSize) != "5000" ||
 		h(HeaderOffset) != "7" || h(HeaderPartition) != "2" || h(HeaderClass) != "invalid" || !strings.Contains(h(HeaderRefused), "MESSAGE_TOO_LARGE") {
 		t.Errorf("envelope %+v", env)
+	}
+}
+
+// ProduceSync reports results in the order they complete, not the order of
+// the records: a letter refused at once by the client (too large for the
+// batch limit) completes before a letter ahead of it that waits for the
+// broker. The envelope must replace the refused letter, not whichever
+// letter happened to be first.
+func TestWriteEnvelopesTheLetterThatWasRefused(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	st := infra.StartT(t, infra.Options{})
+	w, err := NewWriter(ctx, []kgo.Opt{kgo.SeedBrokers(st.KafkaAddr())}, "comments.dlq", "writers")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	letter := func(off int64, size int) Letter {
+		return Letter{Record: &kgo.Record{Topic: "comments", Offset: off, Key: []byte("k"), Value: make([]byte, size)},
+			Class: "bad_framing", Err: errors.New("bad")}
+	}
+	const fits, refused = 10, 2 << 20 // above any topic limit
+	n, err := w.Write(ctx, []Letter{letter(0, fits), letter(1, refused)})
+	if err != nil || n != 1 {
+		t.Fatalf("Write: %d envelopes, %v; want 1, nil", n, err)
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(st.KafkaAddr()), kgo.ConsumeTopics("comments.dlq"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	var got []*kgo.Record
+	for len(got) < 2 {
+		fs := cl.PollFetches(ctx)
+		if err := fs.Err0(); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, fs.Records()...)
+	}
+	seen := map[string]int{}
+	for _, r := range got {
+		off, _ := Header(r, HeaderOffset)
+		if seen[off]++; seen[off] > 1 {
+			t.Errorf("two dead letters for offset %s", off)
+		}
+		size, enveloped := Header(r, HeaderSize)
+		switch off {
+		case "0":
+			if enveloped || len(r.Value) != fits {
+				t.Errorf("offset 0 (fits): %d value bytes, size header %q; want the whole record", len(r.Value), size)
+			}
+		case "1":
+			if !enveloped || size != strconv.Itoa(refused) || len(r.Value) != 0 {
+				t.Errorf("offset 1 (refused): %d value bytes, size header %q; want an envelope of %d", len(r.Value), size, refused)
+			}
+		default:
+			t.Errorf("dead letter for offset %q", off)
+		}
 	}
 }
