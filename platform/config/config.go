@@ -17,6 +17,8 @@
 package config
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -367,4 +369,15 @@ func NotEmpty(v string) error {
 		return errors.New("must not be empty")
 	}
 	return nil
+}
+
+// UntrustedCert reports a server certificate that does not verify (an
+// unknown authority, a wrong host name, an expired certificate): a
+// mistake in the configuration's CA, which waiting cannot cure.
+func UntrustedCert(err error) bool {
+	var ua x509.UnknownAuthorityError
+	var he x509.HostnameError
+	var ci x509.CertificateInvalidError
+	var tv *tls.CertificateVerificationError
+	return errors.As(err, &ua) || errors.As(err, &he) || errors.As(err, &ci) || errors.As(err, &tv)
 }

@@ -235,7 +235,7 @@ func (c *Config) Fatal(err error) error {
 		errors.Is(err, kerr.GroupAuthorizationFailed),
 		errors.Is(err, kerr.ClusterAuthorizationFailed):
 		return config.Errorf("KAFKA_SASL_USERNAME", "the brokers at %s refused access to this user: %v", brokers, err)
-	case untrustedCert(err):
+	case config.UntrustedCert(err):
 		return config.Errorf("KAFKA_TLS_CA_FILE", "the certificate of %s is not trusted: %v", brokers, err)
 	}
 	return RegistryMisconfigured(c.RegistryURL, err)
@@ -247,16 +247,6 @@ func (c *Config) Fatal(err error) error {
 // the rest is retried and, when time is up, reported with its last cause.
 func (c *Config) WaitReady(ctx context.Context, log *slog.Logger, what string, timeout time.Duration, probe func(context.Context) error) error {
 	return backoff.WaitReady(ctx, log, what, timeout, c.Fatal, probe)
-}
-
-// untrustedCert reports a server certificate that does not verify: an
-// unknown authority, a wrong host name, an expired certificate.
-func untrustedCert(err error) bool {
-	var ua x509.UnknownAuthorityError
-	var he x509.HostnameError
-	var ci x509.CertificateInvalidError
-	var tv *tls.CertificateVerificationError
-	return errors.As(err, &ua) || errors.As(err, &he) || errors.As(err, &ci) || errors.As(err, &tv)
 }
 
 // kgoLogger sends franz-go's logs to slog: warnings and errors, or

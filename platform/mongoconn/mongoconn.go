@@ -20,6 +20,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/connstring"
+	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/topology"
 
 	"github.com/commentflow/commentflow/platform/backoff"
 	"github.com/commentflow/commentflow/platform/config"
@@ -117,8 +118,56 @@ func (c *Config) Connect(appName string, tel *telemetry.Telemetry, opts ...*opti
 }
 
 // WaitReady calls probe with backoff until it succeeds, for at most
-// timeout (STARTUP_TIMEOUT): the policy of kafkaconn.Config.WaitReady, for
-// MongoDB, where every failure after a valid configuration may heal.
-func WaitReady(ctx context.Context, log *slog.Logger, timeout time.Duration, probe func(context.Context) error) error {
-	return backoff.WaitReady(ctx, log, "mongodb", timeout, func(error) error { return nil }, probe)
+// timeout (STARTUP_TIMEOUT), with c.Fatal's classification: the policy of
+// kafkaconn.Config.WaitReady, for MongoDB.
+func (c *Config) WaitReady(ctx context.Context, log *slog.Logger, timeout time.Duration, probe func(context.Context) error) error {
+	return backoff.WaitReady(ctx, log, "mongodb", timeout, c.Fatal, probe)
+}
+
+// MongoDB's error codes for refused credentials and for a user without
+// the privileges a command needs.
+const (
+	codeAuthenticationFailed = 18
+	codeUnauthorized         = 13
+)
+
+// Fatal classifies a MongoDB failure: it returns the error naming
+// MONGODB_URI (which holds the credentials and the TLS settings) when
+// waiting cannot cure it (the credentials are refused, the user lacks a
+// privilege, the server's certificate is not trusted), and nil when it
+// may heal (unreachable, not elected yet, a name that does not resolve
+// yet). The message never holds the password.
+func (c *Config) Fatal(err error) error {
+	// A server that fails its monitor's handshake (TLS) is not selected:
+	// the cause is in the topology the selection error describes.
+	var sel topology.ServerSelectionError
+	if errors.As(err, &sel) {
+		for _, srv := range sel.Desc.Servers {
+			if srv.LastError != nil {
+				if ferr := c.Fatal(srv.LastError); ferr != nil {
+					return ferr
+				}
+			}
+		}
+	}
+	var se mongo.ServerError
+	hosts := c.hosts()
+	switch {
+	case errors.As(err, &se) && se.HasErrorCode(codeAuthenticationFailed):
+		return config.Errorf("MONGODB_URI", "MongoDB at %s refused the credentials: %s", hosts, config.MaskPassword(err.Error(), c.URI))
+	case errors.As(err, &se) && se.HasErrorCode(codeUnauthorized):
+		return config.Errorf("MONGODB_URI", "MongoDB at %s refused access to this user: %s", hosts, config.MaskPassword(err.Error(), c.URI))
+	case config.UntrustedCert(err):
+		return config.Errorf("MONGODB_URI", "the certificate of MongoDB at %s is not trusted (tlsCAFile): %s", hosts, config.MaskPassword(err.Error(), c.URI))
+	}
+	return nil
+}
+
+// hosts is the URI's host list, for messages (no credentials).
+func (c *Config) hosts() string {
+	cs, err := connstring.Parse(c.URI)
+	if err != nil || len(cs.Hosts) == 0 {
+		return "MONGODB_URI"
+	}
+	return strings.Join(cs.Hosts, ",")
 }

@@ -21,7 +21,6 @@ import (
 	"github.com/commentflow/commentflow/consumer/internal/store"
 	"github.com/commentflow/commentflow/platform/cli"
 	"github.com/commentflow/commentflow/platform/kafkaconn"
-	"github.com/commentflow/commentflow/platform/mongoconn"
 	"github.com/commentflow/commentflow/platform/ops"
 	"github.com/commentflow/commentflow/platform/telemetry"
 	"github.com/commentflow/commentflow/schemas"
@@ -86,7 +85,7 @@ func consume(ctx context.Context, cfg Config, log *slog.Logger, reg *prometheus.
 		defer cancel()
 		_ = st.Close(cctx)
 	}()
-	if err := mongoconn.WaitReady(ctx, log, cfg.StartupTimeout, func(ctx context.Context) error {
+	if err := cfg.Mongo.WaitReady(ctx, log, cfg.StartupTimeout, func(ctx context.Context) error {
 		if st == nil {
 			s, err := store.Open(store.Config{
 				URI: cfg.Mongo.URI, Database: cfg.Mongo.Database, Collection: cfg.Mongo.Collection,

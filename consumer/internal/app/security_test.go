@@ -64,3 +64,26 @@ func TestTLSAndSASL(t *testing.T) {
 		exits2(t, secure("PLAIN", "KAFKA_TLS_CA_FILE", p.CertFile), "KAFKA_TLS_CA_FILE", "not trusted") // the client's certificate is no CA
 	})
 }
+
+// MongoDB refusing the credentials in MONGODB_URI is a mistake waiting
+// cannot cure: the consumer exits 2 at once naming MONGODB_URI, without
+// the password. (The stand-in database answers every SCRAM conversation
+// with AuthenticationFailed, code 18, which is what MongoDB answers a
+// wrong password.)
+func TestMongoDBRefusedCredentialsExit2(t *testing.T) {
+	s := newStack(t)
+	env := s.env("STARTUP_TIMEOUT", "10m") // long enough that exiting 2 at once is told apart from giving up
+	env["MONGODB_URI"] = strings.Replace(env["MONGODB_URI"], "mongodb://", "mongodb://commentflow:s3cret-pw@", 1)
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	var stdout, stderr strings.Builder
+	code := mainWith(ctx, env, &stdout, &stderr)
+	if ctx.Err() != nil {
+		t.Fatalf("still waiting after %s: the refusal was retried instead of exiting 2 at once; logs:\n%s", testTimeout, stdout.String())
+	}
+	msg := stderr.String()
+	if code != 2 || !strings.Contains(msg, "MONGODB_URI") || !strings.Contains(msg, "refused the credentials") ||
+		strings.Contains(msg, "s3cret-pw") || strings.Contains(stdout.String(), "s3cret-pw") {
+		t.Fatalf("exit %d, stderr %q; want 2 naming MONGODB_URI (refused the credentials), without the password", code, msg)
+	}
+}

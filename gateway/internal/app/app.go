@@ -77,11 +77,16 @@ func run(ctx context.Context, cfg *Config, env cli.Env, hk hooks) error {
 		}
 	}()
 	pctx, cancel := context.WithTimeout(ctx, cfg.DBTimeout)
-	if err := client.Ping(pctx, nil); err != nil {
+	err = client.Ping(pctx, nil)
+	cancel()
+	if ferr := cfg.Mongo.Fatal(err); err != nil && ferr != nil {
+		// Refused credentials or an untrusted certificate: waiting
+		// cannot cure them.
+		return ferr
+	} else if err != nil {
 		// Serve anyway: /readyz reports not ready until MongoDB answers.
 		log.Warn("mongodb is not reachable yet", "err", err)
 	}
-	cancel()
 
 	// The API and the ops endpoints share one server; it stops gracefully
 	// (in-flight requests finish) when ctx ends.

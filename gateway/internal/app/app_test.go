@@ -498,3 +498,24 @@ func TestStartsWithoutDatabase(t *testing.T) {
 		t.Error("no warning about the unreachable database")
 	}
 }
+
+// Credentials MongoDB refuses are bad configuration (exit 2 at once,
+// naming MONGODB_URI, without the password), unlike an unreachable
+// database, which the gateway serves through (TestStartsWithoutDatabase).
+// The stand-in database answers every SCRAM conversation with
+// AuthenticationFailed (code 18), as MongoDB answers a wrong password.
+func TestRefusedCredentialsExit2(t *testing.T) {
+	var stderr bytes.Buffer
+	uri := strings.Replace(mongoURI, "mongodb://", "mongodb://commentflow:hunter2@", 1)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	code := cli.Main(ctx, Service(), "test", []string{"gateway"},
+		env(map[string]string{"HTTP_ADDR": "127.0.0.1:0", "MONGODB_URI": uri}), io.Discard, &stderr)
+	if ctx.Err() != nil {
+		t.Fatalf("the gateway served for a minute with credentials the database refuses (exit %d, stderr %q)", code, stderr.String())
+	}
+	if code != ExitUsage || !strings.Contains(stderr.String(), "MONGODB_URI") || !strings.Contains(stderr.String(), "refused the credentials") ||
+		strings.Contains(stderr.String(), "hunter2") {
+		t.Errorf("exit %d, stderr %q; want 2 naming MONGODB_URI (refused the credentials), without the password", code, stderr.String())
+	}
+}
