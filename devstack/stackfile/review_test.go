@@ -159,3 +159,20 @@ func TestReadmeInspectionCommandsReturn(t *testing.T) {
 		t.Error("README has no consume commands: the test looks in the wrong place")
 	}
 }
+
+// The API declares its license (openapi.yaml's info.license): the
+// repository carries that license's text, and the README says so.
+func TestLicenseIsTheOneTheSpecDeclares(t *testing.T) {
+	spec := readRepoFile(t, "gateway/openapi.yaml")
+	if !strings.Contains(spec, "license:\n    name: Apache-2.0\n") {
+		t.Fatalf("openapi.yaml does not declare license Apache-2.0; update this test with the license the project chose")
+	}
+	lic := readRepoFile(t, "LICENSE")
+	if !strings.HasPrefix(strings.TrimSpace(lic), "Apache License\n                           Version 2.0, January 2004") ||
+		!strings.Contains(lic, "END OF TERMS AND CONDITIONS") {
+		t.Errorf("LICENSE is not the Apache License 2.0 text")
+	}
+	if !strings.Contains(readRepoFile(t, "README.md"), "[Apache License 2.0](LICENSE)") {
+		t.Errorf("the README does not link the license")
+	}
+}
