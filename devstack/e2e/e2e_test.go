@@ -77,6 +77,14 @@ func start(t testing.TB, cfg system.Config) *system.System {
 	// A killed consumer's partitions move after the session timeout; the
 	// default 45s would only make the crash test slow.
 	cfg.ConsumerEnv = append(cfg.ConsumerEnv, "KAFKA_SESSION_TIMEOUT=8s")
+	// The stand-in database has no index: a page sorts the whole
+	// collection, which took over the gateway's default 5s per query
+	// under -race on a busy machine (every retry of a walk answered 503
+	// for two minutes). The tests measure correctness, not the database's
+	// speed; only the gateway reads these variables (the write timeout
+	// must exceed the database's; both stay under the client's
+	// attemptTimeout).
+	cfg.Env = append(cfg.Env, "GATEWAY_DB_TIMEOUT=20s", "GATEWAY_WRITE_TIMEOUT=25s")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	sys, err := system.Start(ctx, cfg)

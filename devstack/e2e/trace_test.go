@@ -136,22 +136,27 @@ func tracingEnv(r *receiver) []string {
 	}
 }
 
-// storedTraceIDs reads every stored document's trace_id through the API.
-func apiTraceIDs(t *testing.T, sys *system.System) map[string]string {
+// apiTraceIDs reads every stored document's trace_id through the API;
+// ingested (when not nil) gets each one's ingested_at.
+func apiTraceIDs(t *testing.T, sys *system.System, ingested map[string]time.Time) map[string]string {
 	t.Helper()
 	out := map[string]string{}
 	next := sys.GatewayURL() + "/api/v1/comments?limit=100"
 	for next != "" {
 		var p struct {
 			Items []struct {
-				ID      string `json:"id"`
-				TraceID string `json:"trace_id"`
+				ID         string    `json:"id"`
+				TraceID    string    `json:"trace_id"`
+				IngestedAt time.Time `json:"ingested_at"`
 			} `json:"items"`
 			NextCursor *string `json:"next_cursor"`
 		}
 		getJSON(t, next, &p)
 		for _, c := range p.Items {
 			out[c.ID] = c.TraceID
+			if ingested != nil {
+				ingested[c.ID] = c.IngestedAt
+			}
 		}
 		next = ""
 		if p.NextCursor != nil && *p.NextCursor != "" {
@@ -165,8 +170,9 @@ func apiTraceIDs(t *testing.T, sys *system.System) map[string]string {
 // is the trace of a producer span for that comment and of a consumer
 // process span with the messaging attributes, and that an InsertMany span
 // with the database attributes links to that process span. It waits for
-// the spans to arrive; it returns the last problem found, or "".
-func checkJourneys(ids map[string]string, spans []span) string {
+// the spans to arrive; it returns the last problem found, or "". For the
+// comments in producerOnly, only the producer's spans are checked.
+func checkJourneys(ids map[string]string, producerOnly map[string]bool, spans []span) string {
 	byTrace := map[string][]span{}
 	linked := map[string]span{}
 	for _, s := range spans {
@@ -210,6 +216,8 @@ func checkJourneys(ids map[string]string, spans []span) string {
 			return fmt.Sprintf("comment %s: the create span is not the trace's root", id)
 		case published == nil || published.parent != created.spanID:
 			return fmt.Sprintf("comment %s: no kotel publish span under the create span", id)
+		case producerOnly[id]:
+			continue
 		case processed == nil:
 			return fmt.Sprintf("comment %s: no consumer process span in trace %s", id, tid)
 		}
@@ -252,6 +260,7 @@ func TestTracesFollowEveryComment(t *testing.T) {
 	if err := victim.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
+	killedAt := time.Now()
 	for deadline := time.Now().Add(30 * time.Second); victim.Restarts() == 0 || victim.Pid() == pid; {
 		if time.Now().After(deadline) {
 			t.Fatal("killed consumer was not restarted")
@@ -301,7 +310,8 @@ func TestTracesFollowEveryComment(t *testing.T) {
 
 	// Every document's trace_id (in the database and from the API) is
 	// its comment's one trace.
-	ids := apiTraceIDs(t, sys)
+	ingested := map[string]time.Time{}
+	ids := apiTraceIDs(t, sys, ingested)
 	if len(ids) != n {
 		t.Fatalf("API returns %d comments, want %d", len(ids), n)
 	}
@@ -334,10 +344,25 @@ func TestTracesFollowEveryComment(t *testing.T) {
 		t.Fatalf("GET comment: %s, traceparent %q", resp.Status, resp.Header.Get("traceparent"))
 	}
 
+	// SIGKILL gives the victim's SDK no chance to export what it still
+	// buffered: the consumer spans of comments it stored and committed
+	// just before it died can be lost (seen under -race on a busy
+	// machine). So for comments stored before the kill only the
+	// producer's spans are checked; every comment stored after it,
+	// the redelivered ones included, is checked whole.
+	storedBeforeKill := map[string]bool{}
+	for id, at := range ingested {
+		if at.Before(killedAt) {
+			storedBeforeKill[id] = true
+		}
+	}
+	if len(storedBeforeKill) >= n/2 {
+		t.Fatalf("%d of %d comments were stored before the kill: too few left to check whole", len(storedBeforeKill), n)
+	}
 	var problem string
 	for deadline := time.Now().Add(2 * time.Minute); ; {
 		spans := rcv.spans()
-		problem = checkJourneys(ids, spans)
+		problem = checkJourneys(ids, storedBeforeKill, spans)
 		if problem == "" {
 			problem = checkPoisonAndGateway(spans, poisonTrace, tp[1], tp[2])
 		}
@@ -406,7 +431,7 @@ func TestTracingOffAddsNoHeaders(t *testing.T) {
 	if k, err := coll.CountDocuments(ctx, bson.D{{Key: "trace_id", Value: bson.D{{Key: "$exists", Value: true}}}}); err != nil || k != 0 {
 		t.Fatalf("%d documents with a trace_id with tracing off (%v)", k, err)
 	}
-	for id, tid := range apiTraceIDs(t, sys) {
+	for id, tid := range apiTraceIDs(t, sys, nil) {
 		if tid != "" {
 			t.Fatalf("comment %s has trace_id %q with tracing off", id, tid)
 		}
