@@ -127,6 +127,19 @@ func Start(ctx context.Context, service, version string, c Config) (*Telemetry, 
 		_ = exp.Shutdown(ctx)
 		return nil, fmt.Errorf("OTEL_RESOURCE_ATTRIBUTES: %w", err)
 	}
+	return newTelemetry(exp, res), nil
+}
+
+// New is tracing set up as Start sets it up (the batch span processor,
+// the SDK's default sampler, the span limits), exporting to exp with the
+// SDK's default resource, whatever the environment says about endpoints:
+// for a benchmark that measures tracing's cost with an exporter that drops
+// the spans. Services use Start.
+func New(exp sdktrace.SpanExporter) *Telemetry {
+	return newTelemetry(exp, resource.Default())
+}
+
+func newTelemetry(exp sdktrace.SpanExporter, res *resource.Resource) *Telemetry {
 	// The sampler is the SDK's default, which reads OTEL_TRACES_SAMPLER
 	// and OTEL_TRACES_SAMPLER_ARG.
 	// A batch span links to every record of the batch: the SDK's default
@@ -138,7 +151,7 @@ func Start(ctx context.Context, service, version string, c Config) (*Telemetry, 
 		limits.LinkCountLimit = maxLinks
 	}
 	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res), sdktrace.WithRawSpanLimits(limits))
-	return &Telemetry{tp: tp, prop: propagation.TraceContext{}}, nil
+	return &Telemetry{tp: tp, prop: propagation.TraceContext{}}
 }
 
 // On reports whether tracing is on.

@@ -5,6 +5,9 @@ import (
 	"strings"
 	"testing"
 
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/commentflow/commentflow/platform/config"
 	"github.com/commentflow/commentflow/platform/telemetry"
 )
@@ -70,5 +73,37 @@ func TestBadProtocolNamesVariable(t *testing.T) {
 	})
 	if err == nil || !strings.Contains(err.Error(), "OTEL_EXPORTER_OTLP_PROTOCOL") {
 		t.Fatalf("err = %v, want one naming OTEL_EXPORTER_OTLP_PROTOCOL", err)
+	}
+}
+
+// New sets tracing up as Start does, whatever exporter it is given: a
+// batch span keeps all its links (the SDK's default limit is 128).
+func TestNewTracesAsStartDoes(t *testing.T) {
+	exp := tracetest.NewInMemoryExporter()
+	tel := telemetry.New(exp)
+	if !tel.On() || tel.Kafka("c", "g") == nil {
+		t.Fatal("New: tracing off")
+	}
+	links := make([]trace.Link, 500)
+	for i := range links {
+		links[i] = trace.Link{SpanContext: trace.NewSpanContext(trace.SpanContextConfig{
+			TraceID: trace.TraceID{1, byte(i >> 8), byte(i)}, SpanID: trace.SpanID{1}, TraceFlags: trace.FlagsSampled})}
+	}
+	_, span := tel.Tracer().Start(context.Background(), "batch", trace.WithLinks(links...))
+	span.End()
+	flusher, ok := tel.TracerProvider().(interface{ ForceFlush(context.Context) error })
+	if !ok {
+		t.Fatalf("provider %T cannot flush", tel.TracerProvider())
+	}
+	if err := flusher.ForceFlush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	got := exp.GetSpans() // before Shutdown, which empties exp
+	defer func() { _ = tel.Shutdown(context.Background()) }()
+	if len(got) != 1 {
+		t.Fatalf("exported %d spans, want 1", len(got))
+	}
+	if n := len(got[0].Links); n != len(links) {
+		t.Fatalf("the span kept %d links, want %d", n, len(links))
 	}
 }

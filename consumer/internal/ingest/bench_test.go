@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"syscall"
 	"testing"
 	"time"
 
@@ -92,18 +93,18 @@ func BenchmarkConsumerVsRawInsert(b *testing.B) {
 	defer w.Close()
 
 	// Raw: the same documents, the same batches, nothing else.
-	rawRun := func(i int) time.Duration {
+	rawRun := func(i int) timed {
 		raw := open(fmt.Sprintf("raw%d", i))
-		start := time.Now()
+		stop := watch(b)
 		for j := 0; j < len(docs); j += batchSize {
 			if _, err := raw.Collection().InsertMany(ctx, docs[j:min(j+batchSize, len(docs))], options.InsertMany().SetOrdered(false)); err != nil {
 				b.Fatal(err)
 			}
 		}
-		return time.Since(start)
+		return stop()
 	}
 	// The consumer, a fresh group reading the topic from the start.
-	consumerRun := func(i int) time.Duration {
+	consumerRun := func(i int) timed {
 		group := fmt.Sprintf("bench-%d", i)
 		c, err := New(Config{
 			Topic: schemas.Topic, Group: group,
@@ -123,11 +124,29 @@ func BenchmarkConsumerVsRawInsert(b *testing.B) {
 	compareRuns(b, benchDocs, rawRun, consumerRun)
 }
 
-// committed is the group's committed offsets summed over the partitions.
-// timeConsumer runs c until the group has committed want records and
-// returns how long that took from the first record polled; it fails unless
-// exactly want records were stored.
-func timeConsumer(ctx context.Context, b *testing.B, st *infra.Stack, c *Consumer, group string, want int64) time.Duration {
+// timed is one pass over a benchmark's records: its wall-clock time and
+// the CPU time this process (consumer, client, kfake) used meanwhile.
+type timed struct{ wall, cpu time.Duration }
+
+// watch starts timing a pass; stop returns its time so far.
+func watch(b *testing.B) (stop func() timed) {
+	start, startCPU := time.Now(), cpuTime(b)
+	return func() timed { return timed{time.Since(start), cpuTime(b) - startCPU} }
+}
+
+// cpuTime is the CPU time (user + system) this process has used.
+func cpuTime(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// timeConsumer runs c until the group has committed want records of its
+// topic and returns how long that took from the first record polled; it
+// fails unless exactly want records were stored.
+func timeConsumer(ctx context.Context, b *testing.B, st *infra.Stack, c *Consumer, group string, want int64) timed {
 	b.Helper()
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
@@ -135,11 +154,11 @@ func timeConsumer(ctx context.Context, b *testing.B, st *infra.Stack, c *Consume
 	for c.consumed.Load() == 0 {
 		time.Sleep(time.Millisecond)
 	}
-	start := time.Now()
-	for committed(st, group) < want {
+	stop := watch(b)
+	for committed(st, c.cfg.Topic, group) < want {
 		time.Sleep(time.Millisecond)
 	}
-	took := time.Since(start)
+	took := stop()
 	cancel()
 	if err := <-done; err != nil {
 		b.Fatal(err)
@@ -150,37 +169,56 @@ func timeConsumer(ctx context.Context, b *testing.B, st *infra.Stack, c *Consume
 	return took
 }
 
-// compareRuns times b.N rounds of the consumer and of the raw baseline,
-// alternating which goes first so that drift in the machine's load does not
-// favor one, and reports both rates and their ratio.
-func compareRuns(b *testing.B, docs int, rawRun, consumerRun func(i int) time.Duration) {
+// alternate times b.N rounds of each path (a function doing one pass),
+// rotating which goes first so that drift in the machine's load does not
+// favor one, and returns each path's sum over the rounds.
+func alternate(b *testing.B, paths ...func(i int) timed) []timed {
 	b.Helper()
-	var consumerTime, rawTime time.Duration
+	sums := make([]timed, len(paths))
 	b.ResetTimer()
 	for i := range b.N {
-		if i%2 == 0 {
-			rawTime += rawRun(i)
-			consumerTime += consumerRun(i)
-		} else {
-			consumerTime += consumerRun(i)
-			rawTime += rawRun(i)
+		for k := range paths {
+			p := (i + k) % len(paths)
+			t := paths[p](i)
+			sums[p].wall += t.wall
+			sums[p].cpu += t.cpu
 		}
 	}
 	b.StopTimer()
-	total := float64(docs * b.N)
-	consumerRate, rawRate := total/consumerTime.Seconds(), total/rawTime.Seconds()
-	b.ReportMetric(consumerRate, "consumer_docs/s")
-	b.ReportMetric(rawRate, "raw_docs/s")
-	b.ReportMetric(consumerRate/rawRate, "ratio")
+	return sums
 }
 
-func committed(st *infra.Stack, group string) int64 {
+// compareRuns times b.N rounds of the consumer and of the raw baseline,
+// alternating which goes first, and reports both rates and their ratio.
+func compareRuns(b *testing.B, docs int, rawRun, consumerRun func(i int) timed) {
+	b.Helper()
+	t := alternate(b, rawRun, consumerRun)
+	reportVsRaw(b, docs, t[0], t[1])
+}
+
+// reportVsRaw reports the consumer's and the raw baseline's rates over
+// b.N passes of docs records, and their ratio.
+func reportVsRaw(b *testing.B, docs int, raw, consumer timed) {
+	b.Helper()
+	b.ReportMetric(rate(b, docs, consumer), "consumer_docs/s")
+	b.ReportMetric(rate(b, docs, raw), "raw_docs/s")
+	b.ReportMetric(rate(b, docs, consumer)/rate(b, docs, raw), "ratio")
+}
+
+// rate is docs per second over b.N passes of docs records.
+func rate(b *testing.B, docs int, t timed) float64 {
+	return float64(docs*b.N) / t.wall.Seconds()
+}
+
+// committed is the group's committed offsets of topic summed over the
+// partitions.
+func committed(st *infra.Stack, topic, group string) int64 {
 	gi := st.Kafka.GroupInfo(group)
 	if gi == nil {
 		return 0
 	}
 	var n int64
-	for _, c := range gi.Commits[schemas.Topic] {
+	for _, c := range gi.Commits[topic] {
 		n += c.Offset
 	}
 	return n
