@@ -28,6 +28,7 @@ import (
 // span is one received span, flattened.
 type span struct {
 	service        string
+	pid            string // of the process that exported it (resource process.pid)
 	name           string
 	kind           tracepb.Span_SpanKind
 	traceID        string
@@ -78,11 +79,12 @@ func (r *receiver) export(w http.ResponseWriter, req *http.Request) {
 	}
 	var got []span
 	for _, rs := range msg.GetResourceSpans() {
-		service := attrMap(rs.GetResource().GetAttributes())["service.name"]
+		res := attrMap(rs.GetResource().GetAttributes())
+		service, pid := res["service.name"], res["process.pid"]
 		for _, ss := range rs.GetScopeSpans() {
 			for _, s := range ss.GetSpans() {
 				sp := span{
-					service: service, name: s.GetName(), kind: s.GetKind(),
+					service: service, pid: pid, name: s.GetName(), kind: s.GetKind(),
 					traceID: hex.EncodeToString(s.GetTraceId()), spanID: hex.EncodeToString(s.GetSpanId()),
 					parent: hex.EncodeToString(s.GetParentSpanId()), attrs: attrMap(s.GetAttributes()),
 					errored: s.GetStatus().GetCode() == tracepb.Status_STATUS_CODE_ERROR,

@@ -117,10 +117,12 @@ func Start(ctx context.Context, service, version string, c Config) (*Telemetry, 
 		return nil, fmt.Errorf("%s: otlp trace exporter: %w", EnvEndpoint, err)
 	}
 	// The service name and version are defaults: OTEL_SERVICE_NAME and
-	// OTEL_RESOURCE_ATTRIBUTES (WithFromEnv) win.
+	// OTEL_RESOURCE_ATTRIBUTES (WithFromEnv) win. process.pid tells
+	// replicas, and a replica before and after a restart, apart.
 	res, err := resource.New(ctx,
 		resource.WithAttributes(semconv.ServiceName(service), semconv.ServiceVersion(version)),
 		resource.WithTelemetrySDK(),
+		resource.WithProcessPID(),
 		resource.WithFromEnv(),
 	)
 	if err != nil && !errors.Is(err, resource.ErrPartialResource) {
