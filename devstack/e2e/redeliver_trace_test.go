@@ -9,9 +9,11 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
 
 	"github.com/commentflow/commentflow/devstack/system"
 	"github.com/commentflow/commentflow/schemas"
+	"github.com/commentflow/commentflow/schemas/stored"
 )
 
 // position is a record's place in the topic, as its spans name it.
@@ -111,25 +113,10 @@ func TestRedeliveredRecordContinuesItsTrace(t *testing.T) {
 	}
 	storedExactlyOnce(t, sys, coll, n, 3*time.Minute)
 
-	// The stored documents of the records the victim held, by position.
+	// The stored documents, by position.
 	traceAt := map[position]string{}
 	idAt := map[position]string{}
-	cur, err := coll.Find(ctx, bson.D{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var docs []struct {
-		ID      string `bson:"_id"`
-		TraceID string `bson:"trace_id"`
-		Kafka   struct {
-			Partition int32 `bson:"partition"`
-			Offset    int64 `bson:"offset"`
-		} `bson:"kafka"`
-	}
-	if err := cur.All(ctx, &docs); err != nil {
-		t.Fatal(err)
-	}
-	for _, d := range docs {
+	for _, d := range storedDocs(ctx, t, coll) {
 		pos := position{strconv.Itoa(int(d.Kafka.Partition)), strconv.FormatInt(d.Kafka.Offset, 10)}
 		traceAt[pos], idAt[pos] = d.TraceID, d.ID
 	}
@@ -192,4 +179,18 @@ func redelivered(held map[position]span, spans []span, victimPid string, traceAt
 		}
 	}
 	return problem
+}
+
+// storedDocs reads every stored document.
+func storedDocs(ctx context.Context, t *testing.T, coll *mongo.Collection) []stored.Document {
+	t.Helper()
+	cur, err := coll.Find(ctx, bson.D{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var docs []stored.Document
+	if err := cur.All(ctx, &docs); err != nil {
+		t.Fatal(err)
+	}
+	return docs
 }

@@ -317,17 +317,7 @@ func TestTracesFollowEveryComment(t *testing.T) {
 	if len(ids) != n {
 		t.Fatalf("API returns %d comments, want %d", len(ids), n)
 	}
-	cur, err := coll.Find(ctx, bson.D{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var docs []struct {
-		ID      string `bson:"_id"`
-		TraceID string `bson:"trace_id"`
-	}
-	if err := cur.All(ctx, &docs); err != nil {
-		t.Fatal(err)
-	}
+	docs := storedDocs(ctx, t, coll)
 	for _, d := range docs {
 		if ids[d.ID] != d.TraceID {
 			t.Fatalf("comment %s: API trace_id %q, stored %q", d.ID, ids[d.ID], d.TraceID)
