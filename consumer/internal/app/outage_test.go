@@ -342,6 +342,11 @@ func TestRestartWithTheSameInstanceIDTakesItsPartitionsBack(t *testing.T) {
 	}
 	victim.wait(t)
 	again := startProcess(t, bin, "victim-again", victimEnv).instance()
+	// New events after the restart, so that its partitions have records
+	// to store however far the stream got meanwhile (on a busy machine it
+	// had ended, and the victim had stored all of its partition's share,
+	// before the kill: the restarted replica then had nothing to store).
+	ev.produce(300)
 	eventually(t, "the restarted replica to store events", func() (bool, string) {
 		n := again.metric(t, "commentflow_consumer_documents_stored_total")
 		return n > 0, fmt.Sprint(n)
