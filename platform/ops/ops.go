@@ -33,14 +33,15 @@ import (
 // ready or not as it learns (Set), or registers a probe run on every /readyz
 // request (Probe). Ready when every check passes.
 type Readiness struct {
-	mu     sync.Mutex
-	states map[string]error
-	probes map[string]func(context.Context) error
+	mu       sync.Mutex
+	states   map[string]error
+	probes   map[string]func(context.Context) error
+	optional map[string]func(context.Context) error
 }
 
 // NewReadiness returns readiness with the named checks initially not ready.
 func NewReadiness(pending ...string) *Readiness {
-	r := &Readiness{states: map[string]error{}, probes: map[string]func(context.Context) error{}}
+	r := &Readiness{states: map[string]error{}, probes: map[string]func(context.Context) error{}, optional: map[string]func(context.Context) error{}}
 	for _, name := range pending {
 		r.states[name] = errors.New("starting")
 	}
@@ -59,6 +60,33 @@ func (r *Readiness) Probe(name string, fn func(context.Context) error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.probes[name] = fn
+}
+
+// Optional registers a check of a part the service can serve without
+// (some of its endpoints need it, the rest do not): /readyz reports it by
+// name, and while it fails answers 200 with status "degraded" rather than
+// take the whole service out of rotation.
+func (r *Readiness) Optional(name string, fn func(context.Context) error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.optional[name] = fn
+}
+
+// Degraded runs the optional checks and returns the failing ones.
+func (r *Readiness) Degraded(ctx context.Context) map[string]error {
+	r.mu.Lock()
+	probes := make(map[string]func(context.Context) error, len(r.optional))
+	for k, v := range r.optional {
+		probes[k] = v
+	}
+	r.mu.Unlock()
+	out := map[string]error{}
+	for name, fn := range probes {
+		if err := fn(ctx); err != nil {
+			out[name] = err
+		}
+	}
+	return out
 }
 
 // Check runs the probes and returns every check's error (nil = ready) and
@@ -195,6 +223,7 @@ func ReadyzHandler(r *Readiness) http.Handler {
 		ctx, cancel := context.WithTimeout(req.Context(), 2*time.Second)
 		defer cancel()
 		states, ok := r.Check(ctx)
+		degraded := r.Degraded(ctx)
 		checks := make(map[string]string, len(states))
 		for name, err := range states {
 			checks[name] = "ok"
@@ -202,9 +231,20 @@ func ReadyzHandler(r *Readiness) http.Handler {
 				checks[name] = err.Error()
 			}
 		}
+		r.mu.Lock()
+		for name := range r.optional {
+			checks[name] = "ok"
+		}
+		r.mu.Unlock()
+		for name, err := range degraded {
+			checks[name] = err.Error()
+		}
 		status, code := "ready", http.StatusOK
-		if !ok {
+		switch {
+		case !ok:
 			status, code = "not ready", http.StatusServiceUnavailable
+		case len(degraded) > 0:
+			status = "degraded"
 		}
 		writeJSON(w, code, map[string]any{"status": status, "checks": checks})
 	})

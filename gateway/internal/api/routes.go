@@ -35,6 +35,10 @@ func (s *server) routes() (http.Handler, error) {
 			decode, err := s.listDecoder(route)
 			return validated(s, route, decode, s.listComments), err
 		}},
+		{streamPath, func(route *routers.Route) (http.Handler, error) {
+			decode, err := s.streamDecoder(route)
+			return validated(s, route, decode, s.streamComments), err
+		}},
 		{itemPath, func(route *routers.Route) (http.Handler, error) {
 			decode, err := itemDecoder(route)
 			return validated(s, route, decode, s.getComment), err

@@ -47,6 +47,8 @@ type Options struct {
 	// CORSOrigins allowed for cross-origin requests ("*" = any); empty
 	// disables CORS.
 	CORSOrigins []string
+	// Stream is the comment stream's source and limits.
+	Stream StreamOptions
 }
 
 type server struct {
@@ -59,6 +61,10 @@ type server struct {
 	metrics   *metrics
 	dbTimeout time.Duration
 	cors      []string
+
+	stream        StreamOptions
+	streamMetrics *streamMetrics
+	openStreams   openStreams
 }
 
 // NewServer builds the gateway's http.Handler.
@@ -69,7 +75,9 @@ func NewServer(ctx context.Context, o Options) (http.Handler, error) {
 	s := &server{
 		spec: o.Spec, cursors: o.Cursors, log: o.Logger, registry: o.Registry,
 		readiness: o.Readiness, dbTimeout: o.DBTimeout, cors: o.CORSOrigins,
+		stream: o.Stream,
 	}
+	s.stream.defaults()
 	if s.spec == nil {
 		spec, err := LoadSpec(ctx)
 		if err != nil {
@@ -97,6 +105,9 @@ func NewServer(ctx context.Context, o Options) (http.Handler, error) {
 		return nil, fmt.Errorf("api: register metrics: %w", err)
 	}
 	s.metrics = m
+	if s.streamMetrics, err = newStreamMetrics(s.registry); err != nil {
+		return nil, fmt.Errorf("api: register metrics: %w", err)
+	}
 	s.store = store.New(o.Collection, m.observeDB)
 	s.readiness.Probe("mongodb", func(ctx context.Context) error {
 		ctx, cancel := context.WithTimeout(ctx, s.dbTimeout)

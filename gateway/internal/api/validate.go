@@ -18,8 +18,9 @@ import (
 // spec: the query (one value per declared name) and the path parameters,
 // unescaped. Only decoders read it.
 type input struct {
-	query url.Values
-	path  map[string]string
+	query  url.Values
+	path   map[string]string
+	header http.Header // the request's; only declared header parameters are read
 }
 
 // decoder turns an operation's validated input into its typed parameters,
@@ -78,7 +79,7 @@ func (s *server) validate(r *http.Request, route *routers.Route, known map[strin
 			}
 		}
 	}
-	return input{query: query, path: path}, errs
+	return input{query: query, path: path, header: r.Header}, errs
 }
 
 // parseQuery parses a raw query string strictly. It returns the known

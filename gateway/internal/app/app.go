@@ -13,9 +13,11 @@ import (
 
 	"github.com/commentflow/commentflow/gateway/internal/api"
 	"github.com/commentflow/commentflow/gateway/internal/cursor"
+	"github.com/commentflow/commentflow/gateway/internal/stream"
 	"github.com/commentflow/commentflow/platform/cli"
 	"github.com/commentflow/commentflow/platform/config"
 	"github.com/commentflow/commentflow/platform/ops"
+	"github.com/commentflow/commentflow/schemas"
 )
 
 // Exit codes (platform/cli's).
@@ -88,12 +90,35 @@ func run(ctx context.Context, cfg *Config, env cli.Env, hk hooks) error {
 		log.Warn("mongodb is not reachable yet", "err", err)
 	}
 
+	// The comment stream's reader: it needs Kafka and the registry, which
+	// may be down; the rest of the API does not wait for them.
+	kopts, err := cfg.Kafka.KafkaOpts(log)
+	if err != nil {
+		return cli.Usage(err)
+	}
+	rc, err := cfg.Kafka.RegistryClient()
+	if err != nil {
+		return cli.Usage(err)
+	}
+	hubCtx, stopHub := context.WithCancel(ctx)
+	defer stopHub()
+	var hub *stream.Hub
+	hubDone := make(chan struct{})
+
 	// The API and the ops endpoints share one server; it stops gracefully
 	// (in-flight requests finish) when ctx ends.
 	o, err := ops.Start(ctx, ops.Options{
 		Service: service, Version: env.Version, Addr: cfg.HTTPAddr,
 		ShutdownTimeout: cfg.ShutdownTimeout, Log: log,
 		Handler: func(reg *prometheus.Registry, ready *ops.Readiness) (http.Handler, error) {
+			hub, err = stream.NewHub(stream.Options{
+				KafkaOpts: kopts, Topic: cfg.Topic, Decoder: schemas.NewDecoder(rc),
+				Buffer: cfg.StreamBuffer, Log: log, Registerer: reg,
+			})
+			if err != nil {
+				return nil, err
+			}
+			ready.Optional("kafka", func(context.Context) error { return hub.State() })
 			h, err := api.NewServer(ctx, api.Options{
 				Collection:  coll,
 				Spec:        spec,
@@ -103,6 +128,10 @@ func run(ctx context.Context, cfg *Config, env cli.Env, hk hooks) error {
 				Readiness:   ready,
 				DBTimeout:   cfg.DBTimeout,
 				CORSOrigins: cfg.CORSOrigins,
+				Stream: api.StreamOptions{
+					Hub: hub, Max: cfg.MaxStreams, Heartbeat: cfg.StreamHeartbeat,
+					WriteTimeout: cfg.StreamWrite, Retry: cfg.StreamRetry,
+				},
 			})
 			if err != nil {
 				return nil, err
@@ -124,7 +153,11 @@ func run(ctx context.Context, cfg *Config, env cli.Env, hk hooks) error {
 	if err != nil {
 		return err
 	}
-	log.Info("serving the API", "docs", "/api/openapi")
+	go func() {
+		defer close(hubDone)
+		_ = hub.Run(hubCtx)
+	}()
+	log.Info("serving the API", "docs", "/api/openapi", "stream", "/api/v1/comments/stream")
 	if hk.listening != nil {
 		hk.listening(o.Addr)
 	}
@@ -132,5 +165,8 @@ func run(ctx context.Context, cfg *Config, env cli.Env, hk hooks) error {
 	case <-ctx.Done():
 	case <-o.Done():
 	}
+	// End every stream first: the server's graceful stop waits for them.
+	stopHub()
+	<-hubDone
 	return o.Stop()
 }

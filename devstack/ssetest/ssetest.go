@@ -1,0 +1,125 @@
+// Package ssetest is a Server-Sent Events client for tests, parsing a
+// text/event-stream the way the WHATWG EventSource does: an id line sets
+// the last event id when its block ends (even a block without data), a
+// block with data dispatches an event, lines starting with ':' are
+// comments. Reconnecting is the caller's: Open again with LastID.
+package ssetest
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+)
+
+// Event is one dispatched event.
+type Event struct {
+	ID   string // the last event id in force when it was dispatched
+	Type string // "message" when the block named none
+	Data string
+}
+
+// Stream is an open event stream.
+type Stream struct {
+	Resp *http.Response
+	// LastID is the last event id seen, to resume with.
+	LastID string
+	// Retry is the last retry advice in ms (0: none).
+	Retry int
+	// Comments counts comment lines (heartbeats) read.
+	Comments int
+
+	r *bufio.Reader
+}
+
+// Open requests url with Accept: text/event-stream and Last-Event-ID
+// lastID (when not empty). A non-200 answer is returned as the response
+// with its body read into the error.
+func Open(ctx context.Context, url, lastID string) (*Stream, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", "text/event-stream")
+	if lastID != "" {
+		req.Header.Set("Last-Event-ID", lastID)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		body, _ := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		return nil, &StatusError{Status: resp.StatusCode, ContentType: resp.Header.Get("Content-Type"), Body: string(body)}
+	}
+	return &Stream{Resp: resp, LastID: lastID, r: bufio.NewReaderSize(resp.Body, 64<<10)}, nil
+}
+
+// StatusError is a stream request answered with another status than 200.
+type StatusError struct {
+	Status      int
+	ContentType string
+	Body        string
+}
+
+func (e *StatusError) Error() string {
+	return fmt.Sprintf("stream answered %d (%s): %s", e.Status, e.ContentType, e.Body)
+}
+
+// Next returns the next dispatched event, or the read error (io.EOF when
+// the server ended the stream).
+func (s *Stream) Next() (Event, error) {
+	var typ, idBuf string
+	var data strings.Builder
+	idSet, hasData := false, false
+	for {
+		line, err := s.r.ReadString('\n')
+		if err != nil {
+			return Event{}, err
+		}
+		line = strings.TrimSuffix(strings.TrimSuffix(line, "\n"), "\r")
+		if line == "" { // dispatch
+			if idSet {
+				s.LastID = idBuf
+			}
+			if hasData {
+				if typ == "" {
+					typ = "message"
+				}
+				return Event{ID: s.LastID, Type: typ, Data: strings.TrimSuffix(data.String(), "\n")}, nil
+			}
+			typ, idSet, hasData = "", false, false
+			data.Reset()
+			continue
+		}
+		if strings.HasPrefix(line, ":") {
+			s.Comments++
+			continue
+		}
+		field, value, _ := strings.Cut(line, ":")
+		value = strings.TrimPrefix(value, " ")
+		switch field {
+		case "event":
+			typ = value
+		case "data":
+			data.WriteString(value)
+			data.WriteByte('\n')
+			hasData = true
+		case "id":
+			if !strings.Contains(value, "\x00") {
+				idBuf, idSet = value, true
+			}
+		case "retry":
+			if n, err := strconv.Atoi(value); err == nil {
+				s.Retry = n
+			}
+		}
+	}
+}
+
+// Close ends the stream.
+func (s *Stream) Close() error { return s.Resp.Body.Close() }
