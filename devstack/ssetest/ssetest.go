@@ -73,6 +73,18 @@ func (e *StatusError) Error() string {
 // Next returns the next dispatched event, or the read error (io.EOF when
 // the server ended the stream).
 func (s *Stream) Next() (Event, error) {
+	for {
+		ev, err := s.NextBlock()
+		if err != nil || ev.Type != "" {
+			return ev, err
+		}
+	}
+}
+
+// NextBlock returns what the next block (up to a blank line) dispatched:
+// an event, or one with an empty Type when it only carried comments, an
+// id or retry advice (a heartbeat).
+func (s *Stream) NextBlock() (Event, error) {
 	var typ, idBuf string
 	var data strings.Builder
 	idSet, hasData := false, false
@@ -86,15 +98,13 @@ func (s *Stream) Next() (Event, error) {
 			if idSet {
 				s.LastID = idBuf
 			}
-			if hasData {
-				if typ == "" {
-					typ = "message"
-				}
-				return Event{ID: s.LastID, Type: typ, Data: strings.TrimSuffix(data.String(), "\n")}, nil
+			if !hasData {
+				return Event{ID: s.LastID}, nil
 			}
-			typ, idSet, hasData = "", false, false
-			data.Reset()
-			continue
+			if typ == "" {
+				typ = "message"
+			}
+			return Event{ID: s.LastID, Type: typ, Data: strings.TrimSuffix(data.String(), "\n")}, nil
 		}
 		if strings.HasPrefix(line, ":") {
 			s.Comments++

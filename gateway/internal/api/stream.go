@@ -179,8 +179,6 @@ func (s *server) streamComments(w http.ResponseWriter, r *http.Request, p stream
 	h.Set("X-Accel-Buffering", "no") // nginx: do not buffer the stream
 	h.Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(http.StatusOK)
-	// The server's read deadline would end the request once it passes.
-	_ = sw.rc.SetReadDeadline(time.Time{})
 	start, _ := sub.Position()
 	if err := sw.block(fmt.Sprintf("retry: %d\n", o.Retry.Milliseconds()), start, "", nil); err != nil {
 		return

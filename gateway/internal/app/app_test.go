@@ -24,15 +24,17 @@ import (
 	"github.com/commentflow/commentflow/gateway/internal/apitest"
 	"github.com/commentflow/commentflow/platform/cli"
 	"github.com/commentflow/commentflow/platform/config"
+	"github.com/commentflow/commentflow/platform/kafkaconn"
 	"github.com/commentflow/commentflow/platform/mongoconn"
 	"github.com/commentflow/commentflow/platform/ops"
 )
 
-var mongoURI string
+var mongoURI, kafkaAddr, registryURL string
 
 func TestMain(m *testing.M) {
 	os.Exit(infra.Main(m, infra.Options{}, func(ctx context.Context, st *infra.Stack) (func(), error) {
 		mongoURI = st.MongoURI()
+		kafkaAddr, registryURL = st.KafkaAddr(), st.RegistryURL()
 		c, err := mongo.Connect(options.Client().ApplyURI(mongoURI))
 		if err != nil {
 			return nil, err
@@ -81,7 +83,9 @@ func TestHelp(t *testing.T) {
 	}
 	for _, want := range []string{"HTTP_ADDR", ":8000", "MONGODB_URI", "mongodb://localhost:27017", "GATEWAY_CURSOR_SECRET",
 		"GATEWAY_CORS_ORIGINS", "GATEWAY_DB_TIMEOUT", "GATEWAY_READ_HEADER_TIMEOUT", "GATEWAY_READ_TIMEOUT",
-		"GATEWAY_WRITE_TIMEOUT", "GATEWAY_IDLE_TIMEOUT", "GATEWAY_MAX_HEADER_BYTES", "16384", "LOG_LEVEL", "SHUTDOWN_TIMEOUT", "healthcheck"} {
+		"GATEWAY_WRITE_TIMEOUT", "GATEWAY_IDLE_TIMEOUT", "GATEWAY_MAX_HEADER_BYTES", "16384", "LOG_LEVEL", "SHUTDOWN_TIMEOUT", "healthcheck",
+		"KAFKA_BROKERS", "SCHEMA_REGISTRY_URL", "KAFKA_TOPIC", "GATEWAY_MAX_STREAMS", "GATEWAY_STREAM_BUFFER", "GATEWAY_STREAM_HEARTBEAT",
+		"GATEWAY_STREAM_WRITE_TIMEOUT", "GATEWAY_STREAM_RETRY"} {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("--help lacks %q", want)
 		}
@@ -109,6 +113,9 @@ func TestDefaults(t *testing.T) {
 		DBTimeout: 5 * time.Second, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
 		WriteTimeout: 15 * time.Second, IdleTimeout: 60 * time.Second, MaxHeaderBytes: 16384,
 		ShutdownTimeout: 10 * time.Second,
+		Kafka:           kafkaconn.Config{Brokers: []string{"localhost:19092"}, RegistryURL: "http://localhost:18081"},
+		Topic:           "comments", MaxStreams: 100, StreamBuffer: 256, StreamHeartbeat: 15 * time.Second,
+		StreamWrite: 10 * time.Second, StreamRetry: 2 * time.Second,
 	}
 	if fmt.Sprint(cfg) != fmt.Sprint(want) {
 		t.Errorf("defaults\n got %+v\nwant %+v", cfg, want)
@@ -152,6 +159,13 @@ func TestBadConfig(t *testing.T) {
 		{env: map[string]string{"GATEWAY_MAX_HEADER_BYTES": "lots"}, name: "GATEWAY_MAX_HEADER_BYTES"},
 		{env: map[string]string{"LOG_LEVEL": "loud"}, name: "LOG_LEVEL"},
 		{env: map[string]string{"SHUTDOWN_TIMEOUT": "0"}, name: "SHUTDOWN_TIMEOUT"},
+		{env: map[string]string{"KAFKA_BROKERS": "nohost"}, name: "KAFKA_BROKERS"},
+		{env: map[string]string{"SCHEMA_REGISTRY_URL": "ftp://x"}, name: "SCHEMA_REGISTRY_URL"},
+		{env: map[string]string{"GATEWAY_MAX_STREAMS": "0"}, name: "GATEWAY_MAX_STREAMS"},
+		{env: map[string]string{"GATEWAY_STREAM_BUFFER": "lots"}, name: "GATEWAY_STREAM_BUFFER"},
+		{env: map[string]string{"GATEWAY_STREAM_HEARTBEAT": "0s"}, name: "GATEWAY_STREAM_HEARTBEAT"},
+		{env: map[string]string{"GATEWAY_STREAM_WRITE_TIMEOUT": "-1s"}, name: "GATEWAY_STREAM_WRITE_TIMEOUT"},
+		{env: map[string]string{"GATEWAY_STREAM_RETRY": "soon"}, name: "GATEWAY_STREAM_RETRY"},
 		{args: []string{"--http-addr", "nope"}, env: map[string]string{"HTTP_ADDR": ":9000"}, name: "HTTP_ADDR"},
 		{args: []string{"--no-such-flag"}},
 		{args: []string{"serve"}},
