@@ -132,7 +132,7 @@ func TestClusterBrokers(t *testing.T) {
 
 func TestClusterClientsUseEveryBroker(t *testing.T) {
 	want := strings.Join(hostsWithPort(brokers, kafkaPort), ",")
-	for _, name := range []string{"producer", "consumer"} {
+	for _, name := range []string{"producer", "consumer", "gateway"} {
 		if v, _ := env(cluster(t, name), "KAFKA_BROKERS"); v != want {
 			t.Errorf("%s: KAFKA_BROKERS = %q, want %q", name, v, want)
 		}
@@ -305,7 +305,7 @@ func TestClusterHealthchecksAndStartOrder(t *testing.T) {
 		"producer":      {"redpanda": healthy, "redpanda-1": healthy, "redpanda-2": healthy, "redpanda-init": completed},
 		"consumer": {"redpanda": healthy, "redpanda-1": healthy, "redpanda-2": healthy, "redpanda-init": completed,
 			"mongo": healthy, "mongo-init": completed},
-		"gateway": {"mongo": healthy, "mongo-init": completed},
+		"gateway": {"mongo": healthy, "mongo-init": completed, "redpanda-init": completed},
 	}
 	for name, deps := range want {
 		got := map[string]string{}

@@ -141,7 +141,7 @@ func TestStartOrder(t *testing.T) {
 		"console":       {"redpanda": healthy},
 		"producer":      {"redpanda": healthy, "redpanda-init": completed},
 		"consumer":      {"redpanda": healthy, "redpanda-init": completed, "mongo": healthy},
-		"gateway":       {"mongo": healthy},
+		"gateway":       {"mongo": healthy, "redpanda-init": completed},
 	}
 	for name, deps := range want {
 		got := map[string]string{}
@@ -454,6 +454,7 @@ func TestNamesMatchTheSchemasConstants(t *testing.T) {
 		{"consumer", "MONGODB_COLLECTION", schemas.Collection},
 		{"gateway", "MONGODB_DATABASE", schemas.Database},
 		{"gateway", "MONGODB_COLLECTION", schemas.Collection},
+		{"gateway", "KAFKA_TOPIC", schemas.Topic},
 	}
 	for _, tt := range tests {
 		if v, ok := env(service(t, tt.service), tt.key); ok && v != tt.want {

@@ -131,7 +131,8 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 		}
 	}
 	s.gatewayAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	if s.gateway, err = s.start("gateway", "gateway", s.gatewayAddr, s.mongoEnv(), true); err != nil {
+	// The gateway reads the topic for its comment stream.
+	if s.gateway, err = s.start("gateway", "gateway", s.gatewayAddr, append(s.mongoEnv(), s.kafkaEnv()...), true); err != nil {
 		return nil, err
 	}
 	for range cfg.Consumers {
