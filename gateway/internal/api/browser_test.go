@@ -1,41 +1,25 @@
 package api_test
 
 import (
-	"context"
 	"net/http"
 	"net/http/httptest"
 
-	"os/exec"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
-)
 
-// chromiumPath finds the system Chromium (Debian's `chromium` package).
-func chromiumPath() string {
-	for _, name := range []string{"/usr/bin/chromium", "chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	return ""
-}
+	"github.com/commentflow/commentflow/gateway/internal/apitest"
+)
 
 // TestSwaggerUIBrowser loads Swagger UI from a running gateway in headless
 // Chromium, finds both operations, runs "Try it out" → "Execute" on the
 // list operation and sees the 200 the gateway answered.
 func TestSwaggerUIBrowser(t *testing.T) {
-	chromium := chromiumPath()
-	if chromium == "" {
-		t.Skip("skipping the browser test: no Chromium found (install Debian's chromium package, as .ci/run does)")
-	}
-	if testing.Short() {
-		t.Skip("skipping the browser test in -short mode")
-	}
 	t.Parallel()
+	ctx := apitest.Browser(t, 90*time.Second)
 
 	var mu sync.Mutex
 	var apiCalls []string
@@ -49,21 +33,6 @@ func TestSwaggerUIBrowser(t *testing.T) {
 		h.ServeHTTP(w, r)
 	}))
 	t.Cleanup(srv.Close)
-
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], // includes --headless, --no-first-run, --disable-background-networking, --disable-sync
-		chromedp.ExecPath(chromium),
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.UserDataDir(t.TempDir()),
-	)
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancelAlloc()
-	ctx, cancelCtx := chromedp.NewContext(allocCtx, chromedp.WithLogf(t.Logf))
-	defer cancelCtx()
-	ctx, cancel := context.WithTimeout(ctx, 90*time.Second)
-	defer cancel()
 
 	const (
 		list   = `#operations-comments-listComments`
