@@ -95,7 +95,7 @@ type streamed struct {
 	PostID string `json:"post_id"`
 }
 
-func openStream(t *testing.T, u, lastID string) *ssetest.Stream {
+func openStream(t testing.TB, u, lastID string) *ssetest.Stream {
 	t.Helper()
 	deadline := time.Now().Add(time.Minute)
 	for { // a real client retries 503 (the gateway's reader may not be up yet)
