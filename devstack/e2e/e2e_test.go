@@ -19,7 +19,6 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/sr"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
@@ -115,23 +114,9 @@ func produced(t *testing.T, sys *system.System, want int) map[string]schemas.Com
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	kcl, err := kgo.NewClient(kgo.SeedBrokers(sys.Infra.KafkaAddr()), kgo.ConsumeTopics(schemas.Topic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer kcl.Close()
-	ends, err := kadm.NewClient(kcl).ListEndOffsets(ctx, schemas.Topic)
-	if err != nil {
-		t.Fatal(err)
-	}
+	kcl, ends, dec := fromTheStart(ctx, t, sys)
 	var end int64
 	ends.Each(func(o kadm.ListedOffset) { end += o.Offset })
-	rcl, err := sr.NewClient(sr.URLs(sys.Infra.RegistryURL()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	dec := schemas.NewDecoder(rcl)
 	out := map[string]schemas.Comment{}
 	var read int64
 	for len(out) < want || read < end {

@@ -38,27 +38,13 @@ func topicContent(t *testing.T, sys *system.System) []topicRecord {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	kcl, err := kgo.NewClient(kgo.SeedBrokers(sys.Infra.KafkaAddr()), kgo.ConsumeTopics(schemas.Topic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer kcl.Close()
-	ends, err := kadm.NewClient(kcl).ListEndOffsets(ctx, schemas.Topic)
-	if err != nil {
-		t.Fatal(err)
-	}
+	kcl, ends, dec := fromTheStart(ctx, t, sys)
 	left := map[int32]int64{}
 	ends.Each(func(o kadm.ListedOffset) {
 		if o.Offset > 0 {
 			left[o.Partition] = o.Offset
 		}
 	})
-	rcl, err := sr.NewClient(sr.URLs(sys.Infra.RegistryURL()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	dec := schemas.NewDecoder(rcl)
 	var out []topicRecord
 	for len(left) > 0 {
 		fs := kcl.PollFetches(ctx)
@@ -77,6 +63,27 @@ func topicContent(t *testing.T, sys *system.System) []topicRecord {
 		})
 	}
 	return out
+}
+
+// fromTheStart is a client reading the comments topic from its start (closed
+// when the test ends), the end offsets the topic had then, and a decoder.
+func fromTheStart(ctx context.Context, t testing.TB, sys *system.System) (*kgo.Client, kadm.ListedOffsets, *schemas.Decoder) {
+	t.Helper()
+	kcl, err := kgo.NewClient(kgo.SeedBrokers(sys.Infra.KafkaAddr()), kgo.ConsumeTopics(schemas.Topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(kcl.Close)
+	ends, err := kadm.NewClient(kcl).ListEndOffsets(ctx, schemas.Topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rcl, err := sr.NewClient(sr.URLs(sys.Infra.RegistryURL()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kcl, ends, schemas.NewDecoder(rcl)
 }
 
 // ofPost is the ids of post's comments in topic order.
@@ -184,7 +191,7 @@ func TestStreamFilteredAndResumedAgainstTheTopic(t *testing.T) {
 	got := readComments(t, one, 10)
 	lastID := one.LastID
 	_ = one.Close()
-	seen := append(first, readComments(t, all, 100)...) // production goes on meanwhile
+	seen := slices.Concat(first, readComments(t, all, 100)) // production goes on meanwhile
 
 	one = openStream(t, u, lastID)
 	select {
@@ -198,9 +205,7 @@ func TestStreamFilteredAndResumedAgainstTheTopic(t *testing.T) {
 	if i < 0 {
 		t.Fatalf("first streamed comment %s is not on the topic", got[0].ID)
 	}
-	for _, c := range readComments(t, one, len(want)-i-len(got)) {
-		got = append(got, c)
-	}
+	got = append(got, readComments(t, one, len(want)-i-len(got))...)
 	var gotIDs []string
 	for _, c := range got {
 		if c.PostID != post {

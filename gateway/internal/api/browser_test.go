@@ -15,7 +15,7 @@ import (
 )
 
 // TestSwaggerUIBrowser loads Swagger UI from a running gateway in headless
-// Chromium, finds both operations, runs "Try it out" → "Execute" on the
+// Chromium, finds the three operations (the stream's too), runs "Try it out" → "Execute" on the
 // list operation and sees the 200 the gateway answered.
 func TestSwaggerUIBrowser(t *testing.T) {
 	t.Parallel()
@@ -37,6 +37,7 @@ func TestSwaggerUIBrowser(t *testing.T) {
 	const (
 		list   = `#operations-comments-listComments`
 		item   = `#operations-comments-getComment`
+		live   = `#operations-comments-streamComments`
 		status = list + ` .live-responses-table .response .response-col_status`
 	)
 	fail := func(step string, err error) {
@@ -50,8 +51,9 @@ func TestSwaggerUIBrowser(t *testing.T) {
 		chromedp.Navigate(srv.URL+"/api/openapi"),
 		chromedp.WaitVisible(chromedp.CSS(list)),
 		chromedp.WaitVisible(chromedp.CSS(item)),
+		chromedp.WaitVisible(chromedp.CSS(live)),
 	); err != nil {
-		fail("load Swagger UI and find both operations", err)
+		fail("load Swagger UI and find the three operations", err)
 	}
 	text := func(sel string) string {
 		t.Helper()
@@ -62,6 +64,9 @@ func TestSwaggerUIBrowser(t *testing.T) {
 		return s
 	}
 	title, listPath, itemPath := text(`.info .title`), text(list+` .opblock-summary-path`), text(item+` .opblock-summary-path`)
+	if livePath := text(live + ` .opblock-summary-path`); strings.TrimSpace(livePath) != "/api/v1/comments/stream" {
+		t.Errorf("the stream operation shows path %q", livePath)
+	}
 	if err := chromedp.Do(ctx,
 		chromedp.Click(chromedp.CSS(list+` .opblock-summary`)),
 		chromedp.WaitVisible(chromedp.CSS(list+` .try-out__btn`)),

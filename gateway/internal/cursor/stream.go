@@ -32,7 +32,7 @@ func (c *Codec) EncodeOffsets(offsets []int64, scope string) string {
 	buf = append(buf, digest(scope)...)
 	buf = binary.AppendUvarint(buf, uint64(len(offsets)))
 	for _, o := range offsets {
-		buf = binary.AppendUvarint(buf, uint64(max(o, 0))) //nolint:gosec // G115: clamped to >= 0
+		buf = binary.AppendUvarint(buf, uint64(max(o, 0)))
 	}
 	buf = append(buf, c.tag(buf)...)
 	return base64.RawURLEncoding.EncodeToString(buf)

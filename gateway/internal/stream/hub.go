@@ -180,7 +180,7 @@ func listOffsets(ctx context.Context, opts []kgo.Opt, topic string, start bool) 
 func (h *Hub) consume(ctx context.Context, end []int64) {
 	parts := make(map[int32]kgo.Offset, len(end))
 	for p, o := range end {
-		parts[int32(p)] = kgo.NewOffset().At(o) //nolint:gosec // G115: a partition count fits int32
+		parts[int32(p)] = kgo.NewOffset().At(o)
 	}
 	cl, err := kgo.NewClient(append(slices.Clone(h.o.KafkaOpts),
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{h.o.Topic: parts}))...)

@@ -62,7 +62,7 @@ func (h *Hub) Subscribe(ctx context.Context, f Filter, from []int64) (*Subscript
 	var gaps []Gap
 	for p, o := range start {
 		if s.pos[p] < o {
-			gaps = append(gaps, Gap{Partition: int32(p), From: s.pos[p], To: o}) //nolint:gosec // G115: a partition count fits int32
+			gaps = append(gaps, Gap{Partition: int32(p), From: s.pos[p], To: o})
 			s.pos[p] = o
 		}
 	}
@@ -75,7 +75,7 @@ func (h *Hub) Subscribe(ctx context.Context, f Filter, from []int64) (*Subscript
 func (s *Subscription) startCatchUp(ctx context.Context) error {
 	parts := make(map[int32]kgo.Offset, len(s.pos))
 	for p, o := range s.pos {
-		parts[int32(p)] = kgo.NewOffset().At(o) //nolint:gosec // G115: a partition count fits int32
+		parts[int32(p)] = kgo.NewOffset().At(o)
 	}
 	cl, err := kgo.NewClient(append(slices.Clone(s.h.o.KafkaOpts),
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{s.h.o.Topic: parts}))...)
