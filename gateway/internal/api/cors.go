@@ -39,7 +39,7 @@ func cors(origins []string) func(http.Handler) http.Handler {
 				h.Add("Vary", "Access-Control-Request-Headers")
 				if ok {
 					h.Set("Access-Control-Allow-Methods", "GET")
-					h.Set("Access-Control-Allow-Headers", "If-None-Match")
+					h.Set("Access-Control-Allow-Headers", "If-None-Match, Last-Event-ID") // Last-Event-ID: a resuming EventSource
 					h.Set("Access-Control-Max-Age", "600")
 				}
 				w.WriteHeader(http.StatusNoContent)
