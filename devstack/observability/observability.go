@@ -135,6 +135,14 @@ var Panels = []Panel{
 			{`sum(rate(commentflow_gateway_http_requests_total{status=~"5.."}[$__rate_interval])) / sum(rate(commentflow_gateway_http_requests_total[$__rate_interval]))`, "5xx / all"},
 		},
 	},
+	{
+		Title: "Comment streams (SSE): open, events and slow disconnects per second", Unit: "short", Width: 12,
+		Queries: []Query{
+			{`sum(commentflow_gateway_streams_open)`, "open streams"},
+			{`sum(rate(commentflow_gateway_stream_events_sent_total[$__rate_interval]))`, "events sent / s"},
+			{`sum(rate(commentflow_gateway_stream_slow_disconnects_total[$__rate_interval]))`, "slow clients dropped / s"},
+		},
+	},
 }
 
 // Dashboard builds the dashboard and returns its JSON, as committed in
