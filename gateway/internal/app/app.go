@@ -118,7 +118,7 @@ func run(ctx context.Context, cfg *Config, env cli.Env, hk hooks) error {
 			if err != nil {
 				return nil, err
 			}
-			ready.Optional("kafka", func(context.Context) error { return hub.State() })
+			ready.Optional("kafka", hub.Check)
 			h, err := api.NewServer(ctx, api.Options{
 				Collection:  coll,
 				Spec:        spec,

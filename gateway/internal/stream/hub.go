@@ -47,6 +47,7 @@ type Hub struct {
 	subs   map[*subscriber]struct{}
 	closed bool
 	done   chan struct{} // closed by close
+	cl     *kgo.Client   // the reading client, while it reads
 }
 
 type subscriber struct {
@@ -96,6 +97,22 @@ func (h *Hub) State() error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.state
+}
+
+// Check is State, and while the hub reads, also whether the brokers answer
+// now (a ping): for readiness, which should say so when Kafka goes away
+// after the start (the reader itself keeps retrying).
+func (h *Hub) Check(ctx context.Context) error {
+	h.mu.Lock()
+	state, cl := h.state, h.cl
+	h.mu.Unlock()
+	if state != nil || cl == nil {
+		return state
+	}
+	if err := cl.Ping(ctx); err != nil {
+		return &UnavailableError{Part: "kafka", Err: err}
+	}
+	return nil
 }
 
 func (h *Hub) setState(err error) {
@@ -190,8 +207,13 @@ func (h *Hub) consume(ctx context.Context, end []int64) {
 	}
 	defer cl.Close()
 	h.mu.Lock()
-	h.pos, h.state = slices.Clone(end), nil
+	h.pos, h.state, h.cl = slices.Clone(end), nil, cl
 	h.mu.Unlock()
+	defer func() {
+		h.mu.Lock()
+		h.cl = nil
+		h.mu.Unlock()
+	}()
 	h.o.Log.InfoContext(ctx, "stream: reading the topic", "topic", h.o.Topic, "from", end)
 	decode := h.decodeFunc(ctx)
 	for {

@@ -361,3 +361,19 @@ func TestKafkaUnavailable(t *testing.T) {
 		t.Errorf("subscribe: %v", err)
 	}
 }
+
+// TestCheckSeesKafkaGo: readiness's check notices brokers that go away
+// after the hub started reading.
+func TestCheckSeesKafkaGo(t *testing.T) {
+	f := newFixture(t, 0)
+	if err := f.hub.Check(t.Context()); err != nil {
+		t.Fatalf("check while reading: %v", err)
+	}
+	f.kafka.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	var ue *stream.UnavailableError
+	if err := f.hub.Check(ctx); !errors.As(err, &ue) || ue.Part != "kafka" {
+		t.Errorf("check with the brokers gone: %v", err)
+	}
+}
