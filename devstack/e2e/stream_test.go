@@ -3,10 +3,8 @@ package e2e
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"io"
 	"net"
-	"net/http"
 	"net/url"
 	"slices"
 	"strconv"
@@ -104,38 +102,26 @@ type streamed struct {
 
 func openStream(t testing.TB, u, lastID string) *ssetest.Stream {
 	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for { // a real client retries 503 (the gateway's reader may not be up yet)
-		s, err := ssetest.Open(t.Context(), u, lastID)
-		if err == nil {
-			t.Cleanup(func() { _ = s.Close() })
-			return s
-		}
-		var se *ssetest.StatusError
-		if !errors.As(err, &se) || se.Status != http.StatusServiceUnavailable || time.Now().After(deadline) {
-			t.Fatalf("open %s: %v", u, err)
-		}
-		time.Sleep(100 * time.Millisecond)
+	s, err := ssetest.OpenRetrying(t.Context(), u, lastID, time.Minute)
+	if err != nil {
+		t.Fatalf("open %s: %v", u, err)
 	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
 }
 
 // readComments reads n comment events from s.
 func readComments(t *testing.T, s *ssetest.Stream, n int) []streamed {
 	t.Helper()
-	var out []streamed
-	for len(out) < n {
-		ev, err := s.Next()
-		if err != nil {
-			t.Fatalf("after %d of %d comments: %v", len(out), n, err)
-		}
-		if ev.Type != "comment" {
-			t.Fatalf("unexpected %s event: %s", ev.Type, ev.Data)
-		}
-		var c streamed
-		if err := json.Unmarshal([]byte(ev.Data), &c); err != nil {
+	evs, err := s.Events("comment", n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make([]streamed, len(evs))
+	for i, ev := range evs {
+		if err := json.Unmarshal([]byte(ev.Data), &out[i]); err != nil {
 			t.Fatal(err)
 		}
-		out = append(out, streamed{ID: c.ID, PostID: c.PostID})
 	}
 	return out
 }

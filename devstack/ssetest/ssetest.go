@@ -8,11 +8,13 @@ package ssetest
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Event is one dispatched event.
@@ -133,3 +135,39 @@ func (s *Stream) NextBlock() (Event, error) {
 
 // Close ends the stream.
 func (s *Stream) Close() error { return s.Resp.Body.Close() }
+
+// Events reads the next n events of type typ; any other event is an
+// error.
+func (s *Stream) Events(typ string, n int) ([]Event, error) {
+	out := make([]Event, 0, n)
+	for len(out) < n {
+		ev, err := s.Next()
+		if err != nil {
+			return out, fmt.Errorf("after %d of %d %s events: %w", len(out), n, typ, err)
+		}
+		if ev.Type != typ {
+			return out, fmt.Errorf("after %d of %d %s events: unexpected %s event: %s", len(out), n, typ, ev.Type, ev.Data)
+		}
+		out = append(out, ev)
+	}
+	return out, nil
+}
+
+// OpenRetrying opens like Open, retrying a 503 (the gateway's stream
+// reader not up yet, or the stream limit) with a short pause, as a real
+// client does, for up to within.
+func OpenRetrying(ctx context.Context, url, lastID string, within time.Duration) (*Stream, error) {
+	deadline := time.Now().Add(within)
+	for {
+		s, err := Open(ctx, url, lastID)
+		var se *StatusError
+		if err == nil || !errors.As(err, &se) || se.Status != http.StatusServiceUnavailable || time.Now().After(deadline) {
+			return s, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}

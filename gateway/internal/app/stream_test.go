@@ -42,21 +42,14 @@ func open(t *testing.T, u, lastID string) *ssetest.Stream {
 	return s
 }
 
-// next reads comment events until n arrived, failing on any other event.
+// next reads n comment events, failing on any other event.
 func next(t *testing.T, s *ssetest.Stream, n int) []ssetest.Event {
 	t.Helper()
-	var out []ssetest.Event
-	for len(out) < n {
-		ev, err := s.Next()
-		if err != nil {
-			t.Fatalf("after %d of %d events: %v", len(out), n, err)
-		}
-		if ev.Type != "comment" {
-			t.Fatalf("unexpected %s event: %s", ev.Type, ev.Data)
-		}
-		out = append(out, ev)
+	evs, err := s.Events("comment", n)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return out
+	return evs
 }
 
 func ids(t *testing.T, evs []ssetest.Event) []string {
@@ -213,18 +206,12 @@ func TestStreamBadInput(t *testing.T) {
 // openEventually opens a stream, retrying 503s for up to a minute.
 func openEventually(t *testing.T, u string) *ssetest.Stream {
 	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for {
-		s, err := ssetest.Open(t.Context(), u, "")
-		if err == nil {
-			t.Cleanup(func() { _ = s.Close() })
-			return s
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the stream did not open: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond)
+	s, err := ssetest.OpenRetrying(t.Context(), u, "", time.Minute)
+	if err != nil {
+		t.Fatalf("the stream did not open: %v", err)
 	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
 }
 
 // TestStreamLimit: beyond GATEWAY_MAX_STREAMS a stream is refused with 503

@@ -146,7 +146,8 @@ func (h *Hub) Run(ctx context.Context) error {
 			continue
 		}
 		b.Reset()
-		h.consume(ctx, end)
+		h.consume(ctx, end) // returns when ctx ends, or when it could not start
+		_ = b.Wait(ctx)
 	}
 	return nil
 }
