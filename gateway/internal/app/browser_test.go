@@ -3,6 +3,8 @@ package app
 import (
 	"context"
 	"net/http"
+	"os"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -148,5 +150,64 @@ func TestStreamInTheBrowser(t *testing.T) {
 	ids := d.requests()
 	if len(ids) < 2 || ids[0] != "" || ids[1] == "" || strings.ContainsAny(ids[1], " \n") {
 		t.Errorf("Last-Event-ID of the stream requests: %q, want none, then the last id", ids)
+	}
+}
+
+// TestReadmeEventSourceSnippet runs the README's browser snippet as
+// written (its URL pointed at the test gateway): it shows the post's
+// comments, and shows them as text, never as HTML: a comment is anyone's
+// input, and markup in it must not run in the reader's page.
+func TestReadmeEventSourceSnippet(t *testing.T) {
+	readme, err := os.ReadFile("../../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	block := regexp.MustCompile("(?s)```html\n<script>\n(.*?)</script>\n```").FindSubmatch(readme)
+	if block == nil {
+		t.Fatal("README: no ```html <script> block")
+	}
+	ctx := apitest.Browser(t, 2*time.Minute)
+	g := start(t, map[string]string{"KAFKA_BROKERS": kafkaAddr, "SCHEMA_REGISTRY_URL": registryURL}, nil)
+	pub := apitest.NewPublisher(t, kafkaAddr, registryURL)
+	post := apitest.Posts[2]
+	_ = openEventually(t, g.url(streamPath)).Close() // the gateway reads the topic
+
+	js := strings.NewReplacer("http://localhost:8000", g.url(""), "<uuid>", post).Replace(string(block[1]))
+	if !strings.Contains(js, g.url(streamPath)+"?post_id="+post) {
+		t.Fatalf("the README snippet does not open %s?post_id=<uuid>:\n%s", streamPath, block[1])
+	}
+	if err := chromedp.Do(ctx, chromedp.Navigate(g.url("/healthz"))); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[any](js+"\n;window.pwned = false; true")); err != nil {
+		t.Fatal(err)
+	}
+	// A stream starts at the end, and the page's may not be open yet:
+	// publish the comment again until the page shows it.
+	const markup = `<img src=x onerror="window.pwned=true">see my profile`
+	deadline := time.Now().Add(time.Minute)
+	for i := 1; ; i++ {
+		c := apitest.Comment(post, "Mallory", i)
+		c.Text = markup
+		pub.Publish(t, c)
+		text := ""
+		for wait := time.Now().Add(time.Second); time.Now().Before(wait) && !strings.Contains(text, "see my profile"); time.Sleep(50 * time.Millisecond) {
+			if text, err = chromedp.Run(ctx, chromedp.Evaluate[string](`document.body.innerText`)); err != nil {
+				t.Fatalf("waiting for the comment on the page: %v", err)
+			}
+		}
+		if strings.Contains(text, "see my profile") {
+			if !strings.Contains(text, "Mallory: "+markup) {
+				t.Errorf("the page shows %q: the comment's markup was rendered, want its text %q", text, markup)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after a minute of publishing, the page shows no comment: %q", text)
+		}
+	}
+	time.Sleep(200 * time.Millisecond) // an onerror handler would have run by now
+	if pwned, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`window.pwned`)); err != nil || pwned {
+		t.Errorf("window.pwned = %v (%v): the comment's markup ran in the page", pwned, err)
 	}
 }
