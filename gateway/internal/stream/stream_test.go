@@ -376,4 +376,13 @@ func TestCheckSeesKafkaGo(t *testing.T) {
 	if err := f.hub.Check(ctx); !errors.As(err, &ue) || ue.Part != "kafka" {
 		t.Errorf("check with the brokers gone: %v", err)
 	}
+	// A new stream is refused (the endpoint answers 503 naming Kafka),
+	// not opened to heartbeats that cannot carry anything.
+	ue = nil
+	if sub, err := f.hub.Subscribe(ctx, stream.Filter{}, nil); !errors.As(err, &ue) || ue.Part != "kafka" {
+		if sub != nil {
+			sub.Close()
+		}
+		t.Errorf("subscribe with the brokers gone: %v", err)
+	}
 }

@@ -25,12 +25,23 @@ type Subscription struct {
 	sub     *subscriber
 }
 
+// checkTimeout bounds Subscribe's look at the brokers.
+const checkTimeout = 5 * time.Second
+
 // Subscribe starts a subscription. from is the position to resume at (a
 // token's); nil starts at the end: only comments the hub reads from now
 // on. Offsets below a partition's start (deleted by retention) yield one
 // gaps item first. ctx bounds the subscription's reads (the request's).
-// It fails with an *UnavailableError while the hub cannot read the topic.
+// It fails with an *UnavailableError while the hub cannot read the topic,
+// or the brokers do not answer now (Kafka went away after the start: the
+// hub keeps retrying, but a new stream would carry only heartbeats).
 func (h *Hub) Subscribe(ctx context.Context, f Filter, from []int64) (*Subscription, error) {
+	cctx, cancel := context.WithTimeout(ctx, checkTimeout)
+	err := h.Check(cctx)
+	cancel()
+	if err != nil {
+		return nil, err
+	}
 	livePos, err := h.live()
 	if err != nil {
 		return nil, err
