@@ -1,19 +1,14 @@
 package stackfile
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/url"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/compose-spec/compose-go/v2/types"
 	"gopkg.in/yaml.v3"
@@ -41,6 +36,24 @@ var (
 func cluster(t testing.TB, name string) types.ServiceConfig {
 	t.Helper()
 	return stackService(t, clusterStack, name)
+}
+
+// checkOwnVolume checks that the service s keeps target on a named volume
+// that no other service in volumes (volume -> service, which it extends) has.
+func checkOwnVolume(t *testing.T, s types.ServiceConfig, target string, volumes map[string]string) {
+	t.Helper()
+	var data string
+	for _, v := range s.Volumes {
+		if v.Type == types.VolumeTypeVolume && v.Target == target {
+			data = v.Source
+		}
+	}
+	if data == "" {
+		t.Errorf("%s: no named volume at %s", s.Name, target)
+	} else if other, ok := volumes[data]; ok {
+		t.Errorf("%s and %s share the volume %s", s.Name, other, data)
+	}
+	volumes[data] = s.Name
 }
 
 func hostsWithPort(names []string, port string) []string {
@@ -115,18 +128,7 @@ func TestClusterBrokers(t *testing.T) {
 			}
 			hostPorts[p.Published] = name
 		}
-		var data string
-		for _, v := range s.Volumes {
-			if v.Type == types.VolumeTypeVolume && v.Target == "/var/lib/redpanda/data" {
-				data = v.Source
-			}
-		}
-		if data == "" {
-			t.Errorf("%s: no named volume at /var/lib/redpanda/data", name)
-		} else if other, ok := volumes[data]; ok {
-			t.Errorf("%s and %s share the volume %s", name, other, data)
-		}
-		volumes[data] = name
+		checkOwnVolume(t, s, "/var/lib/redpanda/data", volumes)
 	}
 }
 
@@ -198,18 +200,7 @@ func TestClusterReplicaSet(t *testing.T) {
 		if v, _ := env(s, "GLIBC_TUNABLES"); v != "glibc.pthread.rseq=1" {
 			t.Errorf("%s: GLIBC_TUNABLES = %q, want glibc.pthread.rseq=1", name, v)
 		}
-		var data string
-		for _, v := range s.Volumes {
-			if v.Type == types.VolumeTypeVolume && v.Target == "/data/db" {
-				data = v.Source
-			}
-		}
-		if data == "" {
-			t.Errorf("%s: no named volume at /data/db", name)
-		} else if other, ok := volumes[data]; ok {
-			t.Errorf("%s and %s share the volume %s", name, other, data)
-		}
-		volumes[data] = name
+		checkOwnVolume(t, s, "/data/db", volumes)
 	}
 
 	init := cluster(t, "mongo-init")
@@ -354,61 +345,12 @@ func TestClusterInitCreatesTopicsWithThreeReplicas(t *testing.T) {
 	}
 }
 
-var (
-	fakeMongoshOnce sync.Once
-	fakeMongoshDir  string
-	fakeMongoshErr  error
-)
-
-func fakeMongoshPath(t *testing.T) string {
-	t.Helper()
-	fakeMongoshOnce.Do(func() {
-		fakeMongoshDir, fakeMongoshErr = os.MkdirTemp("", "stackfile-mongosh-")
-		if fakeMongoshErr != nil {
-			return
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
-		_, fakeMongoshErr = goCmd(ctx, t, nil, "build", "-o", filepath.Join(fakeMongoshDir, "mongosh"),
-			"github.com/commentflow/commentflow/devstack/stackfile/internal/fakemongosh/cmd/mongosh")
-	})
-	if fakeMongoshErr != nil {
-		t.Fatalf("build the fake mongosh: %v", fakeMongoshErr)
-	}
-	return fakeMongoshDir
-}
-
 // runRSInit runs mongo/rs-init.sh against the fake mongosh on state, with the
 // environment compose.cluster.yml gives mongo-init.
 func runRSInit(t *testing.T, state *fakemongosh.State, extraEnv ...string) (string, error) {
 	t.Helper()
-	statePath := filepath.Join(t.TempDir(), "state.json")
-	if err := state.Save(statePath); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "sh", filepath.Join(repoRoot(t), "mongo", "rs-init.sh"))
-	cmd.Env = []string{
-		"PATH=" + fakeMongoshPath(t) + string(os.PathListSeparator) + os.Getenv("PATH"),
-		fakemongosh.StateEnv + "=" + statePath,
-		"INIT_RETRY_DELAY=0",
-		"INIT_ATTEMPTS=5",
-	}
-	for k, v := range cluster(t, "mongo-init").Environment {
-		if v != nil {
-			cmd.Env = append(cmd.Env, k+"="+*v)
-		}
-	}
-	cmd.Env = append(cmd.Env, extraEnv...)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	runErr := cmd.Run()
-	*state = fakemongosh.State{}
-	if err := state.Load(statePath); err != nil {
-		t.Fatalf("read the fake replica set: %v", err)
-	}
-	return out.String(), runErr
+	return runScript(t, fakeMongosh, "mongo/rs-init.sh", state,
+		[]string{"INIT_RETRY_DELAY=0", "INIT_ATTEMPTS=5"}, cluster(t, "mongo-init"), extraEnv)
 }
 
 func TestRSInitScriptIsPOSIXShell(t *testing.T) {
@@ -452,12 +394,7 @@ func TestRSInitScript(t *testing.T) {
 			t.Errorf("initiated with %s, want _id %s and members %q", b, rsName, members)
 		}
 	}
-	tests := []struct {
-		name    string
-		setup   func(*fakemongosh.State)
-		wantErr string
-		check   func(*testing.T, *fakemongosh.State)
-	}{
+	tests := []scriptCase[fakemongosh.State]{
 		{name: "fresh members are initiated once", check: func(t *testing.T, s *fakemongosh.State) {
 			initiated(t, s)
 			if s.Initiates != 1 {
@@ -477,24 +414,7 @@ func TestRSInitScript(t *testing.T) {
 			wantErr: "rs.initiate failed",
 		},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			s := fakemongosh.New()
-			if tt.setup != nil {
-				tt.setup(s)
-			}
-			out, err := runRSInit(t, s)
-			if tt.wantErr == "" && err != nil {
-				t.Fatalf("rs-init.sh: %v\n%s", err, out)
-			}
-			if tt.wantErr != "" && (err == nil || !strings.Contains(out, tt.wantErr)) {
-				t.Fatalf("rs-init.sh: err %v, want failure %q\n%s", err, tt.wantErr, out)
-			}
-			if tt.check != nil {
-				tt.check(t, s)
-			}
-		})
-	}
+	runScriptCases(t, "rs-init.sh", tests, fakemongosh.New, runRSInit, nil)
 
 	t.Run("second run changes nothing", func(t *testing.T) {
 		s := fakemongosh.New()

@@ -18,12 +18,12 @@ import (
 )
 
 func TestComposeFileLoadsAndValidates(t *testing.T) {
-	p := composeProject(t)
+	p, warnings := loadStack(t, baseStack)
 	if p.Name != "commentflow" {
 		t.Errorf("project name = %q, want commentflow (volumes and networks are named after it)", p.Name)
 	}
-	if projectWarnings != "" {
-		t.Errorf("compose-go warned while loading docker-compose.yml:\n%s", projectWarnings)
+	if warnings != "" {
+		t.Errorf("compose-go warned while loading docker-compose.yml:\n%s", warnings)
 	}
 }
 
@@ -414,26 +414,30 @@ func TestRedpandaListenersAndClients(t *testing.T) {
 	}
 }
 
+// checkEnvURL checks that the service s sets key to a URL with the scheme,
+// host and port of want; why says why it must.
+func checkEnvURL(t *testing.T, s types.ServiceConfig, key, want, why string) {
+	t.Helper()
+	raw, ok := env(s, key)
+	if !ok {
+		t.Errorf("%s: %s is not set (%s)", s.Name, key, why)
+		return
+	}
+	u, err := url.Parse(raw)
+	w, _ := url.Parse(want)
+	if err != nil || u.Scheme != w.Scheme || u.Hostname() != w.Hostname() || u.Port() != w.Port() {
+		t.Errorf("%s: %s = %q, want %s (%s)", s.Name, key, raw, want, why)
+	}
+}
+
 func TestMongoClients(t *testing.T) {
 	mongo := service(t, "mongo")
 	if published := publishedPorts(mongo); published["27017"] != "27017" {
 		t.Errorf("mongo: port 27017 is not published as 27017 (the services' default MONGODB_URI is mongodb://localhost:27017)")
 	}
 	for _, name := range []string{"consumer", "gateway"} {
-		s := service(t, name)
-		raw, ok := env(s, "MONGODB_URI")
-		if !ok {
-			t.Errorf("%s: MONGODB_URI is not set (its default, localhost, is not the mongo container)", name)
-			continue
-		}
-		u, err := url.Parse(raw)
-		if err != nil {
-			t.Errorf("%s: MONGODB_URI %q: %v", name, raw, err)
-			continue
-		}
-		if u.Scheme != "mongodb" || u.Hostname() != mongo.Name || u.Port() != "27017" {
-			t.Errorf("%s: MONGODB_URI = %q, want mongodb://%s:27017", name, raw, mongo.Name)
-		}
+		checkEnvURL(t, service(t, name), "MONGODB_URI", "mongodb://"+mongo.Name+":27017",
+			"its default, localhost, is not the mongo container")
 	}
 	// mongod 8.0.28+ refuses to start on Linux >= 6.19 unless glibc owns rseq
 	// (SERVER-121912); the tunable keeps the stack starting on new kernels.
@@ -521,15 +525,7 @@ func TestServicesExportTracesToJaeger(t *testing.T) {
 	}
 	for _, name := range goServices {
 		s := service(t, name)
-		ep, ok := env(s, "OTEL_EXPORTER_OTLP_ENDPOINT")
-		if !ok {
-			t.Errorf("%s: no OTEL_EXPORTER_OTLP_ENDPOINT", name)
-			continue
-		}
-		u, err := url.Parse(ep)
-		if err != nil || u.Scheme != "http" || u.Hostname() != "jaeger" || u.Port() != "4318" {
-			t.Errorf("%s: OTEL_EXPORTER_OTLP_ENDPOINT = %q, want http://jaeger:4318 (OTLP/HTTP on the compose network)", name, ep)
-		}
+		checkEnvURL(t, s, "OTEL_EXPORTER_OTLP_ENDPOINT", "http://jaeger:4318", "OTLP/HTTP on the compose network")
 		if p, _ := env(s, "OTEL_EXPORTER_OTLP_PROTOCOL"); p != "http/protobuf" {
 			t.Errorf("%s: OTEL_EXPORTER_OTLP_PROTOCOL = %q, want http/protobuf (port 4318)", name, p)
 		}

@@ -2,8 +2,6 @@ package stackfile
 
 import (
 	"bufio"
-	"bytes"
-	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -12,9 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/commentflow/commentflow/devstack/stackfile/internal/fakerpk"
 	"github.com/commentflow/commentflow/schemas"
@@ -23,9 +19,9 @@ import (
 func TestMain(m *testing.M) {
 	code := m.Run()
 	removeBinaries()
-	for _, dir := range []string{fakeRPKDir, fakeMongoshDir} {
-		if dir != "" {
-			_ = os.RemoveAll(dir)
+	for _, f := range []*fakeTool{fakeRPK, fakeMongosh} {
+		if f.dir != "" {
+			_ = os.RemoveAll(f.dir)
 		}
 	}
 	os.Exit(code)
@@ -110,68 +106,15 @@ func TestInitScriptNamesMatchSchemasConstants(t *testing.T) {
 	}
 }
 
-var (
-	fakeRPKOnce sync.Once
-	fakeRPKDir  string
-	fakeRPKErr  error
-)
-
-// fakeRPKPath builds the fake rpk (package fakerpk) once per test run into a
-// directory that holds nothing else, for the front of PATH.
-func fakeRPKPath(t *testing.T) string {
-	t.Helper()
-	fakeRPKOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "stackfile-rpk-")
-		if err != nil {
-			fakeRPKErr = err
-			return
-		}
-		fakeRPKDir = dir
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
-		_, fakeRPKErr = goCmd(ctx, t, nil, "build", "-o", filepath.Join(dir, "rpk"),
-			"github.com/commentflow/commentflow/devstack/stackfile/internal/fakerpk/cmd/rpk")
-	})
-	if fakeRPKErr != nil {
-		t.Fatalf("build the fake rpk: %v", fakeRPKErr)
-	}
-	return fakeRPKDir
-}
-
 // runInit runs redpanda/init.sh against the fake rpk on state, with the
 // environment docker-compose.yml gives redpanda-init.
 func runInit(t *testing.T, state *fakerpk.State, extraEnv ...string) (string, error) {
 	t.Helper()
-	statePath := filepath.Join(t.TempDir(), "state.json")
-	if err := state.Save(statePath); err != nil {
-		t.Fatal(err)
-	}
-
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "sh", filepath.Join(repoRoot(t), "redpanda", "init.sh"))
-	cmd.Env = []string{
-		"PATH=" + fakeRPKPath(t) + string(os.PathListSeparator) + os.Getenv("PATH"),
-		fakerpk.StateEnv + "=" + statePath,
+	return runScript(t, fakeRPK, "redpanda/init.sh", state, []string{
 		"SCHEMA_FILE=" + filepath.Join(repoRoot(t), "schemas", "comment.avsc"),
 		"INIT_RETRY_DELAY=0",
 		"INIT_ATTEMPTS=5",
-	}
-	for k, v := range service(t, "redpanda-init").Environment {
-		if v != nil {
-			cmd.Env = append(cmd.Env, k+"="+*v)
-		}
-	}
-	cmd.Env = append(cmd.Env, extraEnv...)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	runErr := cmd.Run()
-
-	*state = fakerpk.State{}
-	if err := state.Load(statePath); err != nil {
-		t.Fatalf("read the fake cluster state: %v", err)
-	}
-	return out.String(), runErr
+	}, service(t, "redpanda-init"), extraEnv)
 }
 
 func TestInitScriptSetsUpAFreshCluster(t *testing.T) {
@@ -237,13 +180,7 @@ func TestInitScriptIsIdempotent(t *testing.T) {
 
 func TestInitScriptCases(t *testing.T) {
 	t.Parallel() // slow (a build, or shell scripts run many times): overlap the rest
-	tests := []struct {
-		name    string
-		setup   func(*fakerpk.State)
-		env     []string
-		wantErr string // substring of the output; "" = success
-		check   func(*testing.T, *fakerpk.State)
-	}{
+	tests := []scriptCase[fakerpk.State]{
 		{
 			name:  "auto-created topic is grown to the partition count",
 			setup: func(s *fakerpk.State) { s.Topics[schemas.Topic], s.Replicas[schemas.Topic] = 1, 1 },
@@ -339,31 +276,7 @@ func TestInitScriptCases(t *testing.T) {
 			wantErr: "is not readable",
 		},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			s := fakerpk.New()
-			if tt.setup != nil {
-				tt.setup(s)
-			}
-			out, err := runInit(t, s, tt.env...)
-			if tt.wantErr == "" {
-				if err != nil {
-					t.Fatalf("init.sh: %v\n%s", err, out)
-				}
-				if s.Compat[schemas.Subject] != "BACKWARD" || s.Topics[schemas.DLQTopic] == 0 {
-					t.Errorf("init.sh succeeded without finishing: %+v\n%s", s, out)
-				}
-			} else {
-				if err == nil {
-					t.Fatalf("init.sh succeeded, want failure %q\n%s", tt.wantErr, out)
-				}
-				if !strings.Contains(out, tt.wantErr) {
-					t.Errorf("init.sh output lacks %q:\n%s", tt.wantErr, out)
-				}
-			}
-			if tt.check != nil {
-				tt.check(t, s)
-			}
-		})
-	}
+	runScriptCases(t, "init.sh", tests, fakerpk.New, runInit, func(s *fakerpk.State) bool {
+		return s.Compat[schemas.Subject] == "BACKWARD" && s.Topics[schemas.DLQTopic] != 0
+	})
 }

@@ -13,9 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/compose-spec/compose-go/v2/cli"
 	"github.com/compose-spec/compose-go/v2/types"
-	"github.com/sirupsen/logrus"
 )
 
 // goServices are the services built from this repository: each is a module of
@@ -141,49 +139,13 @@ func workspace(t testing.TB) (modules []string, goVersion string) {
 	return workModules, workGo
 }
 
-var (
-	projectOnce     sync.Once
-	project         *types.Project
-	projectWarnings string
-	projectErr      error
-)
-
-// composeProject loads docker-compose.yml the way `docker compose` does
-// (schema validation, interpolation, normalization, consistency checks), with
-// an empty interpolation environment so that the defaults in the file apply.
+// composeProject is docker-compose.yml alone, loaded the way `docker
+// compose` does, with an empty interpolation environment so that the
+// defaults in the file apply.
 func composeProject(t testing.TB) *types.Project {
 	t.Helper()
-	projectOnce.Do(func() {
-		var warnings bytes.Buffer
-		logger := logrus.StandardLogger()
-		prevOut, prevLevel := logger.Out, logger.Level
-		logger.SetOutput(&warnings)
-		logger.SetLevel(logrus.WarnLevel)
-		defer func() {
-			logger.SetOutput(prevOut)
-			logger.SetLevel(prevLevel)
-		}()
-
-		root := repoRoot(t)
-		opts, err := cli.NewProjectOptions(
-			[]string{filepath.Join(root, "docker-compose.yml")},
-			cli.WithWorkingDirectory(root),
-			cli.WithEnv(nil),
-			cli.WithResolvedPaths(true),
-		)
-		if err != nil {
-			projectErr = err
-			return
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		project, projectErr = opts.LoadProject(ctx)
-		projectWarnings = warnings.String()
-	})
-	if projectErr != nil {
-		t.Fatalf("load docker-compose.yml with compose-go: %v", projectErr)
-	}
-	return project
+	p, _ := loadStack(t, baseStack)
+	return p
 }
 
 func service(t testing.TB, name string) types.ServiceConfig {

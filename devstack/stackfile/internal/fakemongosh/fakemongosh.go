@@ -8,8 +8,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"strings"
+
+	"github.com/commentflow/commentflow/devstack/stackfile/internal/fakestate"
 )
 
 // StateEnv names the environment variable that holds the state file's path.
@@ -40,39 +41,17 @@ type State struct {
 // New returns a replica set whose members are up and not initiated.
 func New() *State { return &State{Down: map[string]int{}} }
 
-// Load reads the state from the JSON file at path.
-func (s *State) Load(path string) error {
-	b, err := os.ReadFile(path) //nolint:gosec // G304: the fake reads the state file its test names
-	if err != nil {
-		return err
-	}
-	return json.Unmarshal(b, s)
-}
-
-// Save writes the state to the JSON file at path.
-func (s *State) Save(path string) error {
-	b, err := json.MarshalIndent(s, "", "  ")
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(path, b, 0o600)
-}
-
 // Run implements `mongosh --host H --quiet --norc --eval JS` for the
 // evaluations of mongo/rs-init.sh, printing what mongosh prints (a thrown
 // server error goes to stderr with exit code 1). It returns the exit code.
-func Run(statePath string, args []string, stdout, stderr io.Writer) (code int) {
-	var s State
-	if err := s.Load(statePath); err != nil {
-		fmt.Fprintln(stderr, "fake mongosh:", err)
-		return 99
-	}
-	defer func() {
-		if err := s.Save(statePath); err != nil {
-			fmt.Fprintln(stderr, "fake mongosh:", err)
-			code = 99
-		}
-	}()
+func Run(statePath string, args []string, stdout, stderr io.Writer) int {
+	return fakestate.Update(Name, statePath, stderr, func(s *State) int { return s.run(args, stdout, stderr) })
+}
+
+// Name is the fake's name in its error messages.
+const Name = "fake mongosh"
+
+func (s *State) run(args []string, stdout, stderr io.Writer) int {
 	var host, eval string
 	for i := 0; i < len(args); i++ {
 		switch args[i] {

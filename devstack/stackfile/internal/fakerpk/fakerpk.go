@@ -5,13 +5,14 @@
 package fakerpk
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/commentflow/commentflow/devstack/stackfile/internal/fakestate"
 )
 
 // StateEnv names the environment variable that holds the state file's path.
@@ -45,34 +46,18 @@ type State struct {
 	Env        []string          // RPK_* variables seen by the last invocation
 }
 
-// Load reads the state from the JSON file at path.
-func (s *State) Load(path string) error {
-	b, err := os.ReadFile(path) //nolint:gosec // G304: the fake rpk reads the state file its test names
-	if err != nil {
-		return err
-	}
-	return json.Unmarshal(b, s)
-}
-
-// Save writes the state to the JSON file at path.
-func (s *State) Save(path string) error {
-	b, err := json.MarshalIndent(s, "", "  ")
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(path, b, 0o600)
-}
-
 // Run implements the rpk commands redpanda/init.sh uses, with rpk's output
 // formats (tables printed by rpk's out.NewTable, exit codes as in rpk's
 // sources): enough to test the script's control flow without a broker. It
 // returns the exit code.
-func Run(statePath string, args []string, stdout, stderr io.Writer) (code int) {
-	var s State
-	if err := s.Load(statePath); err != nil {
-		fmt.Fprintln(stderr, "fake rpk:", err)
-		return 99
-	}
+func Run(statePath string, args []string, stdout, stderr io.Writer) int {
+	return fakestate.Update(Name, statePath, stderr, func(s *State) int { return s.run(args, stdout, stderr) })
+}
+
+// Name is the fake's name in its error messages.
+const Name = "fake rpk"
+
+func (s *State) run(args []string, stdout, stderr io.Writer) int {
 	s.Calls = append(s.Calls, strings.Join(args, " "))
 	s.Env = nil
 	for _, kv := range os.Environ() {
@@ -81,12 +66,6 @@ func Run(statePath string, args []string, stdout, stderr io.Writer) (code int) {
 		}
 	}
 	slices.Sort(s.Env)
-	defer func() {
-		if err := s.Save(statePath); err != nil {
-			fmt.Fprintln(stderr, "fake rpk:", err)
-			code = 99
-		}
-	}()
 
 	flag := func(name string) string {
 		for i, a := range args {

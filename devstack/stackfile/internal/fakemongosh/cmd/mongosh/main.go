@@ -3,17 +3,8 @@
 package main
 
 import (
-	"fmt"
-	"os"
-
 	"github.com/commentflow/commentflow/devstack/stackfile/internal/fakemongosh"
+	"github.com/commentflow/commentflow/devstack/stackfile/internal/fakestate"
 )
 
-func main() {
-	state := os.Getenv(fakemongosh.StateEnv)
-	if state == "" {
-		fmt.Fprintln(os.Stderr, "fake mongosh: set", fakemongosh.StateEnv)
-		os.Exit(99)
-	}
-	os.Exit(fakemongosh.Run(state, os.Args[1:], os.Stdout, os.Stderr))
-}
+func main() { fakestate.Main(fakemongosh.Name, fakemongosh.StateEnv, fakemongosh.Run) }

@@ -3,17 +3,8 @@
 package main
 
 import (
-	"fmt"
-	"os"
-
 	"github.com/commentflow/commentflow/devstack/stackfile/internal/fakerpk"
+	"github.com/commentflow/commentflow/devstack/stackfile/internal/fakestate"
 )
 
-func main() {
-	state := os.Getenv(fakerpk.StateEnv)
-	if state == "" {
-		fmt.Fprintln(os.Stderr, "fake rpk: set", fakerpk.StateEnv)
-		os.Exit(99)
-	}
-	os.Exit(fakerpk.Run(state, os.Args[1:], os.Stdout, os.Stderr))
-}
+func main() { fakestate.Main(fakerpk.Name, fakerpk.StateEnv, fakerpk.Run) }
