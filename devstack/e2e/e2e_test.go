@@ -19,10 +19,12 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sr"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
+	"github.com/commentflow/commentflow/devstack/kafkatest"
 	"github.com/commentflow/commentflow/devstack/procs"
 	"github.com/commentflow/commentflow/devstack/system"
 	"github.com/commentflow/commentflow/schemas"
@@ -114,32 +116,38 @@ func produced(t *testing.T, sys *system.System, want int) map[string]schemas.Com
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	kcl, ends, dec := fromTheStart(ctx, t, sys)
-	var end int64
-	ends.Each(func(o kadm.ListedOffset) { end += o.Offset })
+	_, end := kafkatest.EndOffsets(ctx, t, schemas.Topic, kgo.SeedBrokers(sys.Infra.KafkaAddr()))
+	dec := decoder(t, sys)
 	out := map[string]schemas.Comment{}
 	var read int64
-	for len(out) < want || read < end {
-		fs := kcl.PollFetches(ctx)
-		if err := ctx.Err(); err != nil {
-			t.Fatalf("read %d of %d comments from the topic: %v", len(out), want, err)
-		}
-		fs.EachRecord(func(r *kgo.Record) {
-			read++
-			c, _, err := dec.Decode(ctx, r.Value)
-			if err != nil {
-				return // poison injected by a test
-			}
-			if string(r.Key) != c.PostID {
-				t.Errorf("record key %q is not the post_id %q", r.Key, c.PostID)
-			}
-			if _, dup := out[c.ID]; dup {
-				t.Errorf("comment %s produced twice", c.ID)
-			}
-			out[c.ID] = c
-		})
+	done := func() (bool, string) {
+		return len(out) >= want && read >= end, fmt.Sprintf("read %d of %d comments from the topic", len(out), want)
 	}
+	kafkatest.Read(ctx, t, schemas.Topic, done, func(r *kgo.Record) {
+		read++
+		c, _, err := dec.Decode(ctx, r.Value)
+		if err != nil {
+			return // poison injected by a test
+		}
+		if string(r.Key) != c.PostID {
+			t.Errorf("record key %q is not the post_id %q", r.Key, c.PostID)
+		}
+		if _, dup := out[c.ID]; dup {
+			t.Errorf("comment %s produced twice", c.ID)
+		}
+		out[c.ID] = c
+	}, kgo.SeedBrokers(sys.Infra.KafkaAddr()))
 	return out
+}
+
+// decoder decodes records with the system's schema registry.
+func decoder(t testing.TB, sys *system.System) *schemas.Decoder {
+	t.Helper()
+	rcl, err := sr.NewClient(sr.URLs(sys.Infra.RegistryURL()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return schemas.NewDecoder(rcl)
 }
 
 func mongoColl(t testing.TB, sys *system.System) *mongo.Collection {
@@ -379,34 +387,25 @@ func TestPoisonGoesToTheDLQAndTheStreamGoesOn(t *testing.T) {
 	}
 
 	// Every poison record reaches the DLQ with its class and its bytes.
-	dlq, err := kgo.NewClient(kgo.SeedBrokers(sys.Infra.KafkaAddr()), kgo.ConsumeTopics(schemas.DLQTopic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dlq.Close()
 	seen := map[string]bool{}
-	for len(seen) < len(poison) {
-		fs := dlq.PollFetches(ctx)
-		if ctx.Err() != nil {
-			t.Fatalf("DLQ holds %v of the %d poison records", seen, len(poison))
-		}
-		fs.EachRecord(func(r *kgo.Record) {
-			class := strings.TrimPrefix(string(r.Key), "poison-")
-			want, ok := poison[class]
-			if !ok {
-				t.Errorf("unexpected DLQ record key %q", r.Key)
-				return
-			}
-			if !bytes.Equal(r.Value, want) {
-				t.Errorf("DLQ record %s: value changed", class)
-			}
-			if h := header(r, "error.class"); h != class {
-				t.Errorf("DLQ record %s: error.class %q", class, h)
-			}
-			seen[class] = true
-		})
+	done := func() (bool, string) {
+		return len(seen) >= len(poison), fmt.Sprintf("DLQ holds %v of the %d poison records", seen, len(poison))
 	}
+	kafkatest.Read(ctx, t, schemas.DLQTopic, done, func(r *kgo.Record) {
+		class := strings.TrimPrefix(string(r.Key), "poison-")
+		want, ok := poison[class]
+		if !ok {
+			t.Errorf("unexpected DLQ record key %q", r.Key)
+			return
+		}
+		if !bytes.Equal(r.Value, want) {
+			t.Errorf("DLQ record %s: value changed", class)
+		}
+		if h := header(r, "error.class"); h != class {
+			t.Errorf("DLQ record %s: error.class %q", class, h)
+		}
+		seen[class] = true
+	}, kgo.SeedBrokers(sys.Infra.KafkaAddr()))
 
 	// The stream went on: every valid comment is stored, none of the poison.
 	storedExactlyOnce(t, sys, coll, n, 2*time.Minute)

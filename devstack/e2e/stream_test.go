@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/url"
@@ -12,10 +13,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/sr"
 
+	"github.com/commentflow/commentflow/devstack/kafkatest"
 	"github.com/commentflow/commentflow/devstack/ssetest"
 	"github.com/commentflow/commentflow/devstack/system"
 	"github.com/commentflow/commentflow/schemas"
@@ -36,20 +36,17 @@ func topicContent(t *testing.T, sys *system.System) []topicRecord {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	kcl, ends, dec := fromTheStart(ctx, t, sys)
+	ends, _ := kafkatest.EndOffsets(ctx, t, schemas.Topic, kgo.SeedBrokers(sys.Infra.KafkaAddr()))
 	left := map[int32]int64{}
-	ends.Each(func(o kadm.ListedOffset) {
-		if o.Offset > 0 {
-			left[o.Partition] = o.Offset
+	for p, o := range ends {
+		if o > 0 {
+			left[p] = o
 		}
-	})
+	}
+	dec := decoder(t, sys)
 	var out []topicRecord
-	for len(left) > 0 {
-		fs := kcl.PollFetches(ctx)
-		if err := ctx.Err(); err != nil {
-			t.Fatalf("read the topic: %v", err)
-		}
-		fs.EachRecord(func(r *kgo.Record) {
+	kafkatest.Read(ctx, t, schemas.Topic, func() (bool, string) { return len(left) == 0, fmt.Sprintf("partitions left %v", left) },
+		func(r *kgo.Record) {
 			if r.Offset+1 >= left[r.Partition] {
 				delete(left, r.Partition)
 			}
@@ -58,30 +55,8 @@ func topicContent(t *testing.T, sys *system.System) []topicRecord {
 				return
 			}
 			out = append(out, topicRecord{ID: c.ID, PostID: c.PostID, Partition: r.Partition, Offset: r.Offset})
-		})
-	}
+		}, kgo.SeedBrokers(sys.Infra.KafkaAddr()))
 	return out
-}
-
-// fromTheStart is a client reading the comments topic from its start (closed
-// when the test ends), the end offsets the topic had then, and a decoder.
-func fromTheStart(ctx context.Context, t testing.TB, sys *system.System) (*kgo.Client, kadm.ListedOffsets, *schemas.Decoder) {
-	t.Helper()
-	kcl, err := kgo.NewClient(kgo.SeedBrokers(sys.Infra.KafkaAddr()), kgo.ConsumeTopics(schemas.Topic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(kcl.Close)
-	ends, err := kadm.NewClient(kcl).ListEndOffsets(ctx, schemas.Topic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rcl, err := sr.NewClient(sr.URLs(sys.Infra.RegistryURL()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return kcl, ends, schemas.NewDecoder(rcl)
 }
 
 // ofPost is the ids of post's comments in topic order.

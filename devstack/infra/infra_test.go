@@ -15,6 +15,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/commentflow/commentflow/devstack/infra"
+	"github.com/commentflow/commentflow/devstack/kafkatest"
 )
 
 func TestMain(m *testing.M) {
@@ -120,13 +121,7 @@ func TestDataDirSurvivesRestart(t *testing.T) {
 	st.Close()
 
 	st = infra.StartT(t, infra.Options{DataDir: dir})
-	kcl, _ = kgo.NewClient(kgo.SeedBrokers(st.KafkaAddr()), kgo.ConsumeTopics("comments"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	defer kcl.Close()
-	fs := kcl.PollFetches(ctx)
-	if err := fs.Err0(); err != nil {
-		t.Fatal(err)
-	}
-	if recs := fs.Records(); len(recs) != 1 || string(recs[0].Value) != "kept" {
+	if recs := kafkatest.ReadN(ctx, t, "comments", 1, kgo.SeedBrokers(st.KafkaAddr())); len(recs) != 1 || string(recs[0].Value) != "kept" {
 		t.Fatalf("records after restart: %v", recs)
 	}
 	rcl, _ = sr.NewClient(sr.URLs(st.RegistryURL()))

@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/commentflow/commentflow/consumer/internal/dlq"
 	"github.com/commentflow/commentflow/consumer/internal/store"
+	"github.com/commentflow/commentflow/devstack/kafkatest"
 	"github.com/commentflow/commentflow/platform/ops"
 	"github.com/commentflow/commentflow/schemas"
 )
@@ -33,10 +33,8 @@ func TestExactlyOnceWithThreeInstances(t *testing.T) {
 	s.waitSpread(3)
 	wait := ev.stream(600, 400)
 	wait()
-	want := ev.expected()
-	s.waitCount(int64(len(want)))
-	s.waitCommittedAtEnd()
-	s.checkExactlyOnce(want)
+	s.waitAllStored(ev)
+	n := len(ev.expected())
 
 	var consumed, stored, dups float64
 	for _, in := range ins {
@@ -48,8 +46,8 @@ func TestExactlyOnceWithThreeInstances(t *testing.T) {
 		stored += in.metric(t, "commentflow_consumer_documents_stored_total")
 		dups += in.metric(t, "commentflow_consumer_duplicates_skipped_total")
 	}
-	if int(stored) != len(want) || stored+dups != consumed {
-		t.Errorf("metrics: consumed %v, stored %v, duplicates %v; want stored %d = consumed - duplicates", consumed, stored, dups, len(want))
+	if int(stored) != n || stored+dups != consumed {
+		t.Errorf("metrics: consumed %v, stored %v, duplicates %v; want stored %d = consumed - duplicates", consumed, stored, dups, n)
 	}
 	// Every service's metrics: commentflow_build_info, and only its own
 	// commentflow_consumer_* (the client's kprom series too) beside the
@@ -142,10 +140,7 @@ func TestPoisonGoesToTheDeadLetterTopic(t *testing.T) {
 	}
 
 	in := s.start("a", s.env())
-	want := ev.expected()
-	s.waitCount(int64(len(want)))
-	s.waitCommittedAtEnd()
-	s.checkExactlyOnce(want)
+	s.waitAllStored(ev)
 
 	// The dead-letter topic holds exactly the poison, unchanged.
 	letters := s.readDLQ(len(bySource))
@@ -190,28 +185,10 @@ func TestPoisonGoesToTheDeadLetterTopic(t *testing.T) {
 // no more.
 func (s *stack) readDLQ(n int) []*kgo.Record {
 	s.t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(s.KafkaAddr()), kgo.ConsumeTopics(schemas.DLQTopic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	defer cl.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
-	var out []*kgo.Record
-	for len(out) < n {
-		fs := cl.PollFetches(ctx)
-		if err := fs.Err0(); err != nil {
-			s.t.Fatalf("read %s: %v (got %d of %d)", schemas.DLQTopic, err, len(out), n)
-		}
-		out = append(out, fs.Records()...)
-	}
-	ends, err := s.adm.ListEndOffsets(ctx, schemas.DLQTopic)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	var total int64
-	ends.Each(func(o kadm.ListedOffset) { total += o.Offset })
+	out := kafkatest.ReadN(ctx, s.t, schemas.DLQTopic, n, kgo.SeedBrokers(s.KafkaAddr()))
+	_, total := kafkatest.EndOffsets(ctx, s.t, schemas.DLQTopic, kgo.SeedBrokers(s.KafkaAddr()))
 	if int(total) != n || len(out) != n {
 		s.t.Errorf("%s holds %d records (read %d), want %d", schemas.DLQTopic, total, len(out), n)
 	}
@@ -247,10 +224,7 @@ func TestStoreRefusalGoesToTheDeadLetterTopic(t *testing.T) {
 	rec := &kgo.Record{Key: []byte(clash.PostID), Value: v}
 	s.produce(rec)
 	ev.produce(20)
-	want := ev.expected()
-	s.waitCount(int64(len(want)))
-	s.waitCommittedAtEnd()
-	s.checkExactlyOnce(want)
+	s.waitAllStored(ev)
 
 	letters := s.readDLQ(1)
 	if got, _ := dlq.Header(letters[0], dlq.HeaderClass); got != store.ErrorClass {

@@ -30,6 +30,7 @@ import (
 	"github.com/commentflow/commentflow/consumer/internal/app"
 	"github.com/commentflow/commentflow/consumer/internal/store"
 	"github.com/commentflow/commentflow/devstack/infra"
+	"github.com/commentflow/commentflow/devstack/kafkatest"
 	"github.com/commentflow/commentflow/platform/cli"
 	"github.com/commentflow/commentflow/schemas"
 )
@@ -116,6 +117,21 @@ func (s *stack) StartMongo(ctx context.Context) error {
 
 func (s *stack) coll() *mongo.Collection {
 	return s.mongo.Database(s.db).Collection(schemas.Collection)
+}
+
+// registryDown makes the registry answer every schema lookup by ID with 503
+// Service Unavailable while the returned flag is set; it starts set.
+func (s *stack) registryDown() *atomic.Bool {
+	down := new(atomic.Bool)
+	down.Store(true)
+	s.Registry.Intercept(func(w http.ResponseWriter, r *http.Request) bool {
+		if down.Load() && strings.HasPrefix(r.URL.Path, "/schemas/ids/") {
+			http.Error(w, `{"error_code":50001,"message":"unavailable"}`, http.StatusServiceUnavailable)
+			return true
+		}
+		return false
+	})
+	return down
 }
 
 // env is the consumer's environment for this stack.
@@ -491,17 +507,23 @@ func (s *stack) checkExactlyOnce(want map[string]schemas.Comment) []store.Docume
 	return docs
 }
 
+// waitAllStored waits until every comment ev produced is stored and every
+// offset committed, then checks that each is stored exactly once; it returns
+// the stored documents.
+func (s *stack) waitAllStored(ev *events) []store.Document {
+	s.t.Helper()
+	want := ev.expected()
+	s.waitCount(int64(len(want)))
+	s.waitCommittedAtEnd()
+	return s.checkExactlyOnce(want)
+}
+
 // endOffsets are the high watermarks of the comments partitions.
 func (s *stack) endOffsets() map[int32]int64 {
 	s.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
-	lo, err := s.adm.ListEndOffsets(ctx, schemas.Topic)
-	if err != nil {
-		s.t.Fatalf("end offsets: %v", err)
-	}
-	out := map[int32]int64{}
-	lo.Each(func(o kadm.ListedOffset) { out[o.Partition] = o.Offset })
+	out, _ := kafkatest.EndOffsets(ctx, s.t, schemas.Topic, kgo.SeedBrokers(s.KafkaAddr()))
 	return out
 }
 

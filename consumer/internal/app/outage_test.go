@@ -10,7 +10,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -67,10 +66,7 @@ func TestMongoOutageDoesNotFreezeTheGroup(t *testing.T) {
 		t.Fatal(err)
 	}
 	wait()
-	want := ev.expected()
-	s.waitCount(int64(len(want)))
-	s.waitCommittedAtEnd()
-	s.checkExactlyOnce(want)
+	s.waitAllStored(ev)
 	for _, in := range []*instance{a, b} {
 		if err := in.stop(); err != nil {
 			t.Errorf("%s: Run returned %v", in.name, err)
@@ -97,15 +93,7 @@ func (s *stack) joiner() *kgo.Client {
 func TestRegistryOutageDoesNotFreezeTheGroup(t *testing.T) {
 	s := newStack(t)
 	ev := s.events()
-	var down atomic.Bool
-	down.Store(true)
-	s.Registry.Intercept(func(w http.ResponseWriter, r *http.Request) bool {
-		if down.Load() && strings.HasPrefix(r.URL.Path, "/schemas/ids/") {
-			http.Error(w, `{"error_code":50001,"message":"unavailable"}`, http.StatusServiceUnavailable)
-			return true
-		}
-		return false
-	})
+	down := s.registryDown()
 	ev.produce(600)
 	a := s.start("a", s.env())
 	eventually(t, "a to retry the registry", func() (bool, string) {
@@ -123,10 +111,7 @@ func TestRegistryOutageDoesNotFreezeTheGroup(t *testing.T) {
 	}
 	down.Store(false)
 	ev.produce(300)
-	want := ev.expected()
-	s.waitCount(int64(len(want)))
-	s.waitCommittedAtEnd()
-	s.checkExactlyOnce(want)
+	s.waitAllStored(ev)
 	for _, in := range []*instance{a, b} {
 		if err := in.stop(); err != nil {
 			t.Errorf("%s: Run returned %v", in.name, err)
@@ -355,10 +340,7 @@ func TestRestartWithTheSameInstanceIDTakesItsPartitionsBack(t *testing.T) {
 		t.Errorf("the restarted replica stored again %s after the kill: it waited for the session timeout", took.Round(time.Second))
 	}
 	wait()
-	want := ev.expected()
-	s.waitCount(int64(len(want)))
-	s.waitCommittedAtEnd()
-	s.checkExactlyOnce(want)
+	s.waitAllStored(ev)
 	after, err := s.Kafka.WaitGroupInfo(ctx, s.group, func(g *kfake.GroupInfo) bool { return g != nil && g.State == "Stable" })
 	if err != nil {
 		t.Fatal(err)
@@ -396,10 +378,7 @@ func TestStoppedStaticMemberLeavesTheGroup(t *testing.T) {
 		t.Errorf("a got b's partitions %s after b stopped: b did not leave, the group waited for its session timeout", took.Round(time.Second))
 	}
 	wait()
-	want := ev.expected()
-	s.waitCount(int64(len(want)))
-	s.waitCommittedAtEnd()
-	s.checkExactlyOnce(want)
+	s.waitAllStored(ev)
 	if err := a.stop(); err != nil {
 		t.Errorf("a: %v", err)
 	}

@@ -7,7 +7,6 @@ import (
 	"maps"
 	"net/http"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -59,10 +58,7 @@ func TestMongoOutage(t *testing.T) {
 		return code == http.StatusOK, fmt.Sprint(code, checks)
 	})
 	wait()
-	want := ev.expected()
-	s.waitCount(int64(len(want)))
-	s.waitCommittedAtEnd()
-	s.checkExactlyOnce(want)
+	s.waitAllStored(ev)
 	if got := s.committed(); maps.Equal(got, frozen) {
 		t.Errorf("offsets did not move after the outage: %v", got)
 	}
@@ -101,10 +97,7 @@ func TestRebalanceOneThreeOne(t *testing.T) {
 		t.Fatalf("group of 1: %v", err)
 	}
 	wait()
-	want := ev.expected()
-	s.waitCount(int64(len(want)))
-	s.waitCommittedAtEnd()
-	s.checkExactlyOnce(want)
+	s.waitAllStored(ev)
 	if err := a.stop(); err != nil {
 		t.Errorf("a: Run returned %v", err)
 	}
@@ -114,8 +107,8 @@ func TestRebalanceOneThreeOne(t *testing.T) {
 		consumed += sum.Consumed
 		dups += sum.Duplicates
 	}
-	if dups != 0 || consumed != int64(len(want)) {
-		t.Errorf("records consumed %d (duplicates %d), want each of the %d once", consumed, dups, len(want))
+	if sent := int64(len(ev.expected())); dups != 0 || consumed != sent {
+		t.Errorf("records consumed %d (duplicates %d), want each of the %d once", consumed, dups, sent)
 	}
 }
 
@@ -197,10 +190,7 @@ func TestSchemaEvolution(t *testing.T) {
 	}
 	s.produce(recs...)
 	in := s.start("a", s.env())
-	want := ev.expected()
-	s.waitCount(int64(len(want)))
-	s.waitCommittedAtEnd()
-	for _, d := range s.checkExactlyOnce(want) {
+	for _, d := range s.waitAllStored(ev) {
 		if d.SchemaID != wantSchema[d.ID] {
 			t.Errorf("document %s: schema_id %d, want %d", d.ID, d.SchemaID, wantSchema[d.ID])
 		}
@@ -216,15 +206,7 @@ func TestRegistryOutageIsRetriedNotDeadLettered(t *testing.T) {
 	t.Parallel()
 	s := newStack(t)
 	ev := s.events()
-	var down atomic.Bool
-	down.Store(true)
-	s.Registry.Intercept(func(w http.ResponseWriter, r *http.Request) bool {
-		if down.Load() && strings.HasPrefix(r.URL.Path, "/schemas/ids/") {
-			http.Error(w, `{"error_code":50001,"message":"unavailable"}`, http.StatusServiceUnavailable)
-			return true
-		}
-		return false
-	})
+	down := s.registryDown()
 	ev.produce(300)
 	in := s.start("a", s.env())
 	eventually(t, "/readyz to report the registry not ready", func() (bool, string) {
@@ -246,10 +228,7 @@ func TestRegistryOutageIsRetriedNotDeadLettered(t *testing.T) {
 		t.Errorf("offsets committed while the registry is down: %v", got)
 	}
 	down.Store(false)
-	want := ev.expected()
-	s.waitCount(int64(len(want)))
-	s.waitCommittedAtEnd()
-	s.checkExactlyOnce(want)
+	s.waitAllStored(ev)
 	eventually(t, "/readyz to report ready", func() (bool, string) {
 		code, checks := in.readyz(t)
 		return code == http.StatusOK, fmt.Sprint(code, checks)
@@ -321,10 +300,7 @@ func TestShutdownIsBoundedWhenTheDatabaseIsDown(t *testing.T) {
 	}
 	// A new member picks the records up.
 	s.start("b", s.env())
-	want := ev.expected()
-	s.waitCount(int64(len(want)))
-	s.waitCommittedAtEnd()
-	s.checkExactlyOnce(want)
+	s.waitAllStored(ev)
 }
 
 // When dead letters cannot be written, the batch waits (nothing stored,
@@ -351,10 +327,7 @@ func TestDeadLetterTopicUnavailable(t *testing.T) {
 		t.Errorf("offsets committed before the dead letter was written: %v", got)
 	}
 	fault.Remove()
-	want := ev.expected()
-	s.waitCount(int64(len(want)))
-	s.waitCommittedAtEnd()
-	s.checkExactlyOnce(want)
+	s.waitAllStored(ev)
 	s.readDLQ(1)
 	eventually(t, "/readyz to report ready", func() (bool, string) {
 		code, checks := in.readyz(t)

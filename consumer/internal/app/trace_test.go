@@ -8,7 +8,6 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -68,15 +67,7 @@ func TestDroppedRecordsEndTheirProcessSpans(t *testing.T) {
 	s := newStack(t)
 	ev := s.events()
 	rcv := newSpanReceiver(t)
-	var down atomic.Bool
-	down.Store(true)
-	s.Registry.Intercept(func(w http.ResponseWriter, r *http.Request) bool {
-		if down.Load() && strings.HasPrefix(r.URL.Path, "/schemas/ids/") {
-			http.Error(w, `{"error_code":50001,"message":"unavailable"}`, http.StatusServiceUnavailable)
-			return true
-		}
-		return false
-	})
+	down := s.registryDown()
 	ev.produce(50)
 	a := s.start("a", s.env("OTEL_EXPORTER_OTLP_ENDPOINT", rcv.URL))
 	eventually(t, "a to give up a round on the registry", func() (bool, string) {

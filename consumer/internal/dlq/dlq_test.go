@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/commentflow/commentflow/devstack/infra"
+	"github.com/commentflow/commentflow/devstack/kafkatest"
 )
 
 func TestRecordKeepsTheOriginalAndSaysWhy(t *testing.T) {
@@ -36,17 +37,25 @@ func TestRecordKeepsTheOriginalAndSaysWhy(t *testing.T) {
 	}
 }
 
-// Write returns once the dead letters are acknowledged: they can be read
-// back at once.
-func TestWriterWaitsForAcknowledgement(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
+// startWriter starts the infrastructure and a Writer to its comments.dlq,
+// closed when the test ends.
+func startWriter(ctx context.Context, t *testing.T) (*infra.Stack, *Writer) {
+	t.Helper()
 	st := infra.StartT(t, infra.Options{})
 	w, err := NewWriter(ctx, []kgo.Opt{kgo.SeedBrokers(st.KafkaAddr())}, "comments.dlq", "writers")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer w.Close()
+	t.Cleanup(w.Close)
+	return st, w
+}
+
+// Write returns once the dead letters are acknowledged: they can be read
+// back at once.
+func TestWriterWaitsForAcknowledgement(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	st, w := startWriter(ctx, t)
 	var letters []Letter
 	for i := range 3 {
 		letters = append(letters, Letter{Record: &kgo.Record{Topic: "comments", Offset: int64(i), Value: []byte{byte(i)}}, Class: "avro_decode", Err: errors.New("bad")})
@@ -54,19 +63,7 @@ func TestWriterWaitsForAcknowledgement(t *testing.T) {
 	if n, err := w.Write(ctx, letters); err != nil || n != 0 {
 		t.Fatalf("Write: %d envelopes, %v", n, err)
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(st.KafkaAddr()), kgo.ConsumeTopics("comments.dlq"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	var got []*kgo.Record
-	for len(got) < 3 {
-		fs := cl.PollFetches(ctx)
-		if err := fs.Err0(); err != nil {
-			t.Fatal(err)
-		}
-		got = append(got, fs.Records()...)
-	}
+	got := kafkatest.ReadN(ctx, t, "comments.dlq", 3, kgo.SeedBrokers(st.KafkaAddr()))
 	for i, r := range got {
 		if off, _ := Header(r, HeaderOffset); off != string(rune('0'+i)) || r.Value[0] != byte(i) {
 			t.Errorf("dead letter %d: offset header %q, value %v", i, off, r.Value)
@@ -114,12 +111,7 @@ func TestRefusedAndEnvelope(t *testing.T) {
 func TestWriteEnvelopesTheLetterThatWasRefused(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	st := infra.StartT(t, infra.Options{})
-	w, err := NewWriter(ctx, []kgo.Opt{kgo.SeedBrokers(st.KafkaAddr())}, "comments.dlq", "writers")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
+	st, w := startWriter(ctx, t)
 	letter := func(off int64, size int) Letter {
 		return Letter{Record: &kgo.Record{Topic: "comments", Offset: off, Key: []byte("k"), Value: make([]byte, size)},
 			Class: "bad_framing", Err: errors.New("bad")}
@@ -129,19 +121,7 @@ func TestWriteEnvelopesTheLetterThatWasRefused(t *testing.T) {
 	if err != nil || n != 1 {
 		t.Fatalf("Write: %d envelopes, %v; want 1, nil", n, err)
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(st.KafkaAddr()), kgo.ConsumeTopics("comments.dlq"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	var got []*kgo.Record
-	for len(got) < 2 {
-		fs := cl.PollFetches(ctx)
-		if err := fs.Err0(); err != nil {
-			t.Fatal(err)
-		}
-		got = append(got, fs.Records()...)
-	}
+	got := kafkatest.ReadN(ctx, t, "comments.dlq", 2, kgo.SeedBrokers(st.KafkaAddr()))
 	seen := map[string]int{}
 	for _, r := range got {
 		off, _ := Header(r, HeaderOffset)

@@ -5,13 +5,14 @@ package topictest
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sr"
 
+	"github.com/commentflow/commentflow/devstack/kafkatest"
 	"github.com/commentflow/commentflow/schemas"
 )
 
@@ -38,22 +39,7 @@ func CountWith(t testing.TB, topic string, opts ...kgo.Opt) int64 {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cl, err := kgo.NewClient(opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, topic)
-	if err != nil {
-		t.Fatalf("list end offsets of %s: %v", topic, err)
-	}
-	var n int64
-	ends.Each(func(o kadm.ListedOffset) {
-		if o.Err != nil {
-			t.Fatalf("end offset of %s/%d: %v", topic, o.Partition, o.Err)
-		}
-		n += o.Offset
-	})
+	_, n := kafkatest.EndOffsets(ctx, t, topic, opts...)
 	return n
 }
 
@@ -79,30 +65,20 @@ func ReadAllWith(t testing.TB, registryURL, topic string, opts ...kgo.Opt) []Rec
 		t.Fatal(err)
 	}
 	dec := schemas.NewDecoder(srcl)
-	cl, err := kgo.NewClient(append(opts, kgo.ConsumeTopics(topic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
 	var out []Record
-	for int64(len(out)) < want {
-		fs := cl.PollFetches(ctx)
-		if err := ctx.Err(); err != nil {
-			t.Fatalf("read %s: got %d of %d records: %v", topic, len(out), want, err)
-		}
-		fs.EachError(func(topic string, p int32, err error) { t.Fatalf("fetch %s/%d: %v", topic, p, err) })
-		fs.EachRecord(func(r *kgo.Record) {
-			c, id, err := dec.Decode(ctx, r.Value)
-			if err != nil {
-				t.Fatalf("record %s/%d@%d does not decode: %v", r.Topic, r.Partition, r.Offset, err)
-			}
-			out = append(out, Record{
-				Key: string(r.Key), Partition: r.Partition, Offset: r.Offset, Timestamp: r.Timestamp,
-				//nolint:gosec // G115: CompressionType is the 3 low bits of the attributes (0-7), which fit an int8.
-				Codec: kgo.CompressionCodecType(r.Attrs.CompressionType()), SchemaID: id, Comment: c,
-			})
-		})
+	done := func() (bool, string) {
+		return int64(len(out)) >= want, fmt.Sprintf("got %d of %d records", len(out), want)
 	}
+	kafkatest.Read(ctx, t, topic, done, func(r *kgo.Record) {
+		c, id, err := dec.Decode(ctx, r.Value)
+		if err != nil {
+			t.Fatalf("record %s/%d@%d does not decode: %v", r.Topic, r.Partition, r.Offset, err)
+		}
+		out = append(out, Record{
+			Key: string(r.Key), Partition: r.Partition, Offset: r.Offset, Timestamp: r.Timestamp,
+			//nolint:gosec // G115: CompressionType is the 3 low bits of the attributes (0-7), which fit an int8.
+			Codec: kgo.CompressionCodecType(r.Attrs.CompressionType()), SchemaID: id, Comment: c,
+		})
+	}, opts...)
 	return out
 }
