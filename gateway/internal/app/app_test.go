@@ -21,6 +21,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/commentflow/commentflow/devstack/infra"
+	"github.com/commentflow/commentflow/devstack/syncbuf"
 	"github.com/commentflow/commentflow/gateway/internal/apitest"
 	"github.com/commentflow/commentflow/platform/cli"
 	"github.com/commentflow/commentflow/platform/config"
@@ -46,25 +47,6 @@ func TestMain(m *testing.M) {
 
 func env(kv map[string]string) func(string) string {
 	return func(k string) string { return kv[k] }
-}
-
-// syncBuffer is a bytes.Buffer safe to write from the server while the
-// test reads it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 func TestHelp(t *testing.T) {
@@ -203,7 +185,7 @@ func TestBadConfigHidesPassword(t *testing.T) {
 
 type gateway struct {
 	addr   string
-	stdout *syncBuffer
+	stdout *syncbuf.Buffer
 	cancel context.CancelFunc
 	done   chan error
 }
@@ -216,7 +198,7 @@ func start(t *testing.T, kv map[string]string, wrap func(http.Handler) http.Hand
 		vars[k] = v
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	g := &gateway{stdout: &syncBuffer{}, cancel: cancel, done: make(chan error, 1)}
+	g := &gateway{stdout: &syncbuf.Buffer{}, cancel: cancel, done: make(chan error, 1)}
 	ready := make(chan net.Addr, 1)
 	go func() {
 		g.done <- cli.Run(ctx, newService(hooks{

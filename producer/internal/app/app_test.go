@@ -19,6 +19,7 @@ import (
 	"github.com/twmb/franz-go/pkg/sr"
 
 	"github.com/commentflow/commentflow/devstack/infra"
+	"github.com/commentflow/commentflow/devstack/syncbuf"
 	"github.com/commentflow/commentflow/platform/config"
 	"github.com/commentflow/commentflow/platform/ops"
 	"github.com/commentflow/commentflow/producer/internal/generate"
@@ -271,7 +272,7 @@ func TestProgressBar(t *testing.T) {
 	} {
 		m, n, _ := strings.Cut(mode, "/")
 		count, _ := strconv.ParseInt(n, 10, 64)
-		if got := progressMode(m, count, &syncBuffer{}); got != want {
+		if got := progressMode(m, count, &syncbuf.Buffer{}); got != want {
 			t.Errorf("progressMode(%s, count %d) = %s, want %s", m, count, got, want)
 		}
 	}

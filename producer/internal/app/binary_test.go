@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/commentflow/commentflow/devstack/infra"
+	"github.com/commentflow/commentflow/devstack/syncbuf"
 )
 
 // buildBinary builds cmd/producer the way the Dockerfile does, version
@@ -52,7 +53,7 @@ func TestBinarySIGTERMFlushesAndExits0(t *testing.T) {
 
 	cmd := exec.CommandContext(t.Context(), bin)
 	cmd.Env = environ(env)
-	var stdout, stderr syncBuffer
+	var stdout, stderr syncbuf.Buffer
 	pr, pw := io.Pipe()
 	cmd.Stdout = pw
 	cmd.Stderr = &stderr
