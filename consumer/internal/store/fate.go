@@ -5,6 +5,8 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
+
+	"github.com/commentflow/commentflow/platform/mongoconn"
 )
 
 // Fate is what a write error means for the document that caused it.
@@ -59,34 +61,18 @@ var PermanentCodes = map[int]string{
 
 // TransientCodes are the write errors that mean "not now": the server is
 // stepping down, has no writable primary, was interrupted, ran out of time
-// or could not satisfy the write concern. They are retried with backoff.
-// Listed to document them and for the tests: every code that is not
-// permanent is retried too, so an unknown error never loses a comment (it
-// stalls its partition, logged and visible in the lag, until an operator
-// looks). Names from https://www.mongodb.com/docs/manual/reference/error-codes/;
-// the retryable set follows the drivers' retryable-writes specification
-// (https://github.com/mongodb/specifications/blob/master/source/retryable-writes/retryable-writes.md).
-var TransientCodes = map[int]string{
-	6:     "HostUnreachable",
-	7:     "HostNotFound",
-	24:    "LockTimeout",
-	46:    "LockBusy",
-	50:    "MaxTimeMSExpired",
-	64:    "WriteConcernFailed", // WriteConcernTimeout
-	89:    "NetworkTimeout",
-	91:    "ShutdownInProgress",
-	112:   "WriteConflict",
-	189:   "PrimarySteppedDown",
-	262:   "ExceededTimeLimit",
-	9001:  "SocketException",
-	10107: "NotWritablePrimary",
-	11600: "InterruptedAtShutdown",
-	11601: "Interrupted",
-	11602: "InterruptedDueToReplStateChange",
-	13435: "NotPrimaryNoSecondaryOk",
-	13436: "NotPrimaryOrSecondary",
-	1:     "InternalError", // FerretDB's spelling of an expired time limit and of backend trouble
-}
+// or could not satisfy the write concern (mongoconn.TransientCodes, shared
+// with the gateway), and for an insert also a lock or write conflict and
+// FerretDB's InternalError. They are retried with backoff. Listed to
+// document them and for the tests: every code that is not permanent is
+// retried too, so an unknown error never loses a comment (it stalls its
+// partition, logged and visible in the lag, until an operator looks).
+var TransientCodes = mongoconn.TransientCodesWith(map[int]string{
+	46:  "LockBusy",
+	64:  "WriteConcernFailed", // WriteConcernTimeout
+	112: "WriteConflict",
+	1:   "InternalError", // FerretDB's spelling of an expired time limit and of backend trouble
+})
 
 // FateOf classifies one write error of an insert.
 func FateOf(we mongo.WriteError) Fate {

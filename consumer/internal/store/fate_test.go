@@ -53,14 +53,15 @@ func TestClassify(t *testing.T) {
 	bwe := func(wes ...mongo.BulkWriteError) error {
 		return mongo.BulkWriteException{WriteErrors: wes}
 	}
-	tests := []struct {
+	type classifyCase struct {
 		name     string
 		err      error
 		want     Result // Rejected compared by length
 		rejected []int
 		pending  []int
 		unsure   []int
-	}{
+	}
+	tests := []classifyCase{
 		{"success", nil, Result{Inserted: 4}, nil, nil, nil},
 		{"duplicate _id (MongoDB keyPattern)", bwe(dupMongo(0, "_id", d[0].ID), dupMongo(3, "_id", d[3].ID)),
 			Result{Inserted: 2, Duplicates: 2}, nil, nil, nil},
@@ -85,24 +86,10 @@ func TestClassify(t *testing.T) {
 		{"unknown code is retried, never lost", bwe(writeErr(3, 99999, "new server error")), Result{Inserted: 3}, nil, []int{3}, nil},
 	}
 	for code, name := range TransientCodes {
-		tests = append(tests, struct {
-			name     string
-			err      error
-			want     Result
-			rejected []int
-			pending  []int
-			unsure   []int
-		}{"transient " + name, bwe(writeErr(1, code, name)), Result{Inserted: 3}, nil, []int{1}, nil})
+		tests = append(tests, classifyCase{"transient " + name, bwe(writeErr(1, code, name)), Result{Inserted: 3}, nil, []int{1}, nil})
 	}
 	for code, name := range PermanentCodes {
-		tests = append(tests, struct {
-			name     string
-			err      error
-			want     Result
-			rejected []int
-			pending  []int
-			unsure   []int
-		}{"permanent " + name, bwe(writeErr(2, code, name)), Result{Inserted: 3}, []int{2}, nil, nil})
+		tests = append(tests, classifyCase{"permanent " + name, bwe(writeErr(2, code, name)), Result{Inserted: 3}, []int{2}, nil, nil})
 	}
 	ids := func(idx []int) []string {
 		out := []string{}

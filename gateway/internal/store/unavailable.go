@@ -7,31 +7,18 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/topology"
+
+	"github.com/commentflow/commentflow/platform/mongoconn"
 )
 
 // UnavailableCodes are the server error codes that mean "overloaded,
 // stepping down, shutting down or unreachable: try again later"
-// (names from https://www.mongodb.com/docs/manual/reference/error-codes/;
-// the set is the drivers' retryable-reads list plus the time limits and
-// interruptions).
-var UnavailableCodes = map[int32]string{
-	6:     "HostUnreachable",
-	7:     "HostNotFound",
-	24:    "LockTimeout",
-	50:    "MaxTimeMSExpired",
-	89:    "NetworkTimeout",
-	91:    "ShutdownInProgress",
-	189:   "PrimarySteppedDown",
-	237:   "CursorKilled",
-	262:   "ExceededTimeLimit",
-	9001:  "SocketException",
-	10107: "NotWritablePrimary",
-	11600: "InterruptedAtShutdown",
-	11601: "Interrupted",
-	11602: "InterruptedDueToReplStateChange",
-	13435: "NotPrimaryNoSecondaryOk",
-	13436: "NotPrimaryOrSecondary",
-}
+// (mongoconn.TransientCodes, shared with the consumer), and for a read also
+// a cursor killed under it. FerretDB's InternalError (code 1) counts only
+// with one of the messages of ferretTransient.
+var UnavailableCodes = mongoconn.TransientCodesWith(map[int]string{
+	237: "CursorKilled",
+})
 
 // unavailableLabels are the driver's and server's error labels of
 // transient failures.
@@ -76,7 +63,7 @@ func Unavailable(err error) bool {
 	}
 	var ce mongo.CommandError
 	if errors.As(err, &ce) {
-		if _, ok := UnavailableCodes[ce.Code]; ok {
+		if _, ok := UnavailableCodes[int(ce.Code)]; ok {
 			return true
 		}
 		if ce.Code == codeInternalError {
@@ -90,7 +77,7 @@ func Unavailable(err error) bool {
 	var se mongo.ServerError
 	if errors.As(err, &se) {
 		for code := range UnavailableCodes {
-			if se.HasErrorCode(int(code)) {
+			if se.HasErrorCode(code) {
 				return true
 			}
 		}

@@ -62,6 +62,7 @@ func TestUnavailable(t *testing.T) {
 		{"type mismatch (a bug)", cmd(14, "TypeMismatch", "bad type"), false},
 		{"decode error (a bug)", errors.New("error decoding key created_at: cannot decode string into a time.Time"), false},
 		{"unauthorized (operator)", cmd(13, "Unauthorized", "not authorized"), false},
+		{"WriteConflict (transient for the consumer's inserts only)", cmd(112, "WriteConflict", "write conflict"), false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
