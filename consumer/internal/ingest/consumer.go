@@ -436,28 +436,27 @@ func (c *Consumer) leaveStatic(ctx context.Context, memberID string) error {
 // BlockRebalanceOnPoll it only runs after AllowRebalance, when every record
 // polled from them is stored and committed (see the package doc), so there
 // is nothing to finish or commit here: it only forgets their lag.
-func (c *Consumer) onRevoked(_ context.Context, _ *kgo.Client, revoked map[string][]int32) {
-	for topic, ps := range revoked {
-		for _, p := range ps {
-			c.m.dropLag(p)
-		}
-		if len(ps) > 0 {
-			c.log.Info("partitions revoked", "topic", topic, "partitions", ps)
-		}
-	}
+func (c *Consumer) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[string][]int32) {
+	c.forget(ctx, revoked, slog.LevelInfo, "partitions revoked")
 }
 
 // onLost runs when the session is lost (the member was kicked out of the
 // group, e.g. it held a rebalance past the rebalance timeout). Commits
 // would fail now; anything stored but not committed is redelivered to the
 // new owner and skipped as a duplicate there.
-func (c *Consumer) onLost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
-	for topic, ps := range lost {
+func (c *Consumer) onLost(ctx context.Context, _ *kgo.Client, lost map[string][]int32) {
+	c.forget(ctx, lost, slog.LevelWarn, "partitions lost")
+}
+
+// forget drops the lag of partitions this member no longer owns, and logs
+// them at level with msg.
+func (c *Consumer) forget(ctx context.Context, gone map[string][]int32, level slog.Level, msg string) {
+	for topic, ps := range gone {
 		for _, p := range ps {
 			c.m.dropLag(p)
 		}
 		if len(ps) > 0 {
-			c.log.Warn("partitions lost", "topic", topic, "partitions", ps)
+			c.log.Log(ctx, level, msg, "topic", topic, "partitions", ps)
 		}
 	}
 }

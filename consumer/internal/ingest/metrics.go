@@ -23,32 +23,35 @@ type metrics struct {
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
-	const ns, sub = "commentflow", "consumer"
+	const ns, sub = "commentflow", "consumer" // ops.Prefix("consumer")
+	opts := func(name, help string) prometheus.Opts {
+		return prometheus.Opts{Namespace: ns, Subsystem: sub, Name: name, Help: help}
+	}
+	counter := func(name, help string) prometheus.Counter {
+		return prometheus.NewCounter(prometheus.CounterOpts(opts(name, help)))
+	}
 	m := &metrics{
-		consumed: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
-			Name: "records_consumed_total", Help: "Records polled from the comments topic, including redeliveries and poison."}),
-		stored: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
-			Name: "documents_stored_total", Help: "Comments newly inserted into MongoDB."}),
-		duplicates: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
-			Name: "duplicates_skipped_total", Help: "Comments already stored (duplicate _id on redelivery), counted as success."}),
-		deadLettered: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
-			Name: "dead_lettered_total", Help: "Poison records written to the dead-letter topic, by error class."}, []string{"class"}),
-		withoutValue: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
-			Name: "dead_letters_without_value_total", Help: "Poison records the dead-letter topic refused whole (too large, invalid, not authorized), dead-lettered as an envelope without their value."}),
+		consumed:   counter("records_consumed_total", "Records polled from the comments topic, including redeliveries and poison."),
+		stored:     counter("documents_stored_total", "Comments newly inserted into MongoDB."),
+		duplicates: counter("duplicates_skipped_total", "Comments already stored (duplicate _id on redelivery), counted as success."),
+		deadLettered: prometheus.NewCounterVec(prometheus.CounterOpts(opts("dead_lettered_total",
+			"Poison records written to the dead-letter topic, by error class.")), []string{"class"}),
+		withoutValue: counter("dead_letters_without_value_total",
+			"Poison records the dead-letter topic refused whole (too large, invalid, not authorized), dead-lettered as an envelope without their value."),
 		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub,
 			Name: "batch_size", Help: "Records per processed batch (stored plus dead-lettered).",
 			Buckets: []float64{1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000}}),
 		writeLatency: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub,
 			Name: "write_latency_seconds", Help: "Duration of one InsertMany attempt.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 15)}),
-		commits: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
-			Name: "commits_total", Help: "Successful offset commits."}),
-		commitErrors: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
-			Name: "commit_errors_total", Help: "Failed offset commits (the records are stored; they may be redelivered and skipped as duplicates)."}),
-		retries: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
-			Name: "retries_total", Help: "Failed attempts retried with backoff, by dependency (mongodb, kafka, registry)."}, []string{"dependency"}),
-		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
-			Name: "lag", Help: "Records not yet committed by the group (log end offset - committed offset) of the partitions this member owns, refreshed every few seconds."}, []string{"partition"}),
+		commits: counter("commits_total", "Successful offset commits."),
+		commitErrors: counter("commit_errors_total",
+			"Failed offset commits (the records are stored; they may be redelivered and skipped as duplicates)."),
+		retries: prometheus.NewCounterVec(prometheus.CounterOpts(opts("retries_total",
+			"Failed attempts retried with backoff, by dependency (mongodb, kafka, registry).")), []string{"dependency"}),
+		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts(opts("lag",
+			"Records not yet committed by the group (log end offset - committed offset) of the partitions this member owns, refreshed every few seconds.")),
+			[]string{"partition"}),
 	}
 	for _, c := range []prometheus.Collector{m.consumed, m.stored, m.duplicates, m.deadLettered, m.withoutValue, m.batchSize,
 		m.writeLatency, m.commits, m.commitErrors, m.retries, m.lag} {
