@@ -39,8 +39,7 @@ func BenchmarkEncode(b *testing.B) {
 func BenchmarkDecode(b *testing.B) {
 	ctx := context.Background()
 	_, cl, id := registered(b)
-	c := sample()
-	framedBytes, _ := schemas.NewEncoder(id).Encode(&c)
+	framedBytes := encodedSample(b, id)
 	rawBytes := framedBytes[5:]
 	dec := schemas.NewDecoder(cl)
 	if _, _, err := dec.Decode(ctx, framedBytes); err != nil { // cache the id

@@ -14,11 +14,7 @@ import (
 func FuzzDecode(f *testing.F) {
 	ctx := context.Background()
 	_, cl, id := registered(f)
-	c := sample()
-	good, err := schemas.NewEncoder(id).Encode(&c)
-	if err != nil {
-		f.Fatal(err)
-	}
+	good := encodedSample(f, id)
 	f.Add(good)
 	f.Add(good[:5])
 	f.Add(schemas.Frame(2, good[5:]))

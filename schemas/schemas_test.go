@@ -328,8 +328,7 @@ func TestDecodeErrorsAreTyped(t *testing.T) {
 func TestDecodeRegistryUnavailableIsRetryable(t *testing.T) {
 	ctx := context.Background()
 	reg, cl, id := registered(t)
-	c := sample()
-	b, _ := schemas.NewEncoder(id).Encode(&c)
+	b := encodedSample(t, id)
 
 	reg.Intercept(func(w http.ResponseWriter, _ *http.Request) bool {
 		http.Error(w, `{"error_code":50001,"message":"store down"}`, http.StatusInternalServerError)
@@ -422,6 +421,17 @@ func TestDecodeFetchesEachSchemaOnce(t *testing.T) {
 
 // registered starts a fake registry and registers the comment schema in it,
 // returning the fake, a client of it and the schema's ID.
+// encodedSample is sample() encoded with the schema id.
+func encodedSample(t testing.TB, id int) []byte {
+	t.Helper()
+	c := sample()
+	b, err := schemas.NewEncoder(id).Encode(&c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 func registered(t testing.TB) (*srfake.Registry, *sr.Client, int) {
 	t.Helper()
 	reg, cl := newRegistry(t)

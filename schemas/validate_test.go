@@ -136,12 +136,8 @@ func TestValidatorSkewIsConfigurable(t *testing.T) {
 func TestDecodeRefusesTrailingBytes(t *testing.T) {
 	ctx := context.Background()
 	_, cl, id := registered(t)
-	c := sample()
-	b, err := schemas.NewEncoder(id).Encode(&c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, _, err = schemas.NewDecoder(cl).Decode(ctx, append(b, 0, 1, 2))
+	b := encodedSample(t, id)
+	_, _, err := schemas.NewDecoder(cl).Decode(ctx, append(b, 0, 1, 2))
 	if !errors.Is(err, schemas.ErrAvroDecode) {
 		t.Fatalf("record with 3 trailing bytes: got %v, want avro_decode", err)
 	}
