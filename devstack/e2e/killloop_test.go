@@ -11,6 +11,7 @@ import (
 
 	"github.com/commentflow/commentflow/devstack/system"
 	"github.com/commentflow/commentflow/schemas"
+	"github.com/commentflow/commentflow/schemas/stored"
 )
 
 // A consumer is killed (SIGKILL) every ~10s, 10 times, while the producer
@@ -129,14 +130,7 @@ func agreeExactly(t *testing.T, sys *system.System, n int) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var docs []struct {
-		ID        string    `bson:"_id"`
-		PostID    string    `bson:"post_id"`
-		Name      string    `bson:"name"`
-		Text      string    `bson:"text"`
-		Address   string    `bson:"address"`
-		CreatedAt time.Time `bson:"created_at"`
-	}
+	var docs []stored.Document
 	if err := cur.All(ctx, &docs); err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,6 @@
 package app_test
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -10,7 +9,6 @@ import (
 	"sync"
 	"testing"
 
-	"go.mongodb.org/mongo-driver/v2/bson"
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/protobuf/proto"
@@ -95,20 +93,7 @@ func TestDroppedRecordsEndTheirProcessSpans(t *testing.T) {
 	if dropped == 0 {
 		t.Fatalf("no %q span marked dropped among %d: the record the round gave up on never ended its span", process, len(rcv.named(process)))
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
-	defer cancel()
-	cur, err := s.coll().Find(ctx, bson.D{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var docs []struct {
-		ID      string `bson:"_id"`
-		TraceID string `bson:"trace_id"`
-	}
-	if err := cur.All(ctx, &docs); err != nil {
-		t.Fatal(err)
-	}
-	for _, d := range docs {
+	for _, d := range s.documents() {
 		if !ok[d.TraceID] {
 			t.Errorf("comment %s: trace_id %q is not the trace of an exported process span that ended well", d.ID, d.TraceID)
 		}
