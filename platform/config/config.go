@@ -77,17 +77,28 @@ func (s *Set) add(name, def, usage string, secret bool, set func(string) error) 
 	s.vars = append(s.vars, &variable{name: name, def: def, usage: usage, secret: secret, set: set})
 }
 
-// String declares a string variable. Checks run on the final value.
-func (s *Set) String(p *string, name, def, usage string, checks ...func(string) error) {
-	s.add(name, def, usage, false, func(raw string) error {
+// setter is how a variable of type T takes its raw value: parse turns it
+// into a T (its error is the message), then every check runs on the
+// value, then it is stored in p.
+func setter[T any](p *T, parse func(string) (T, error), checks []func(T) error) func(string) error {
+	return func(raw string) error {
+		v, err := parse(raw)
+		if err != nil {
+			return err
+		}
 		for _, c := range checks {
-			if err := c(raw); err != nil {
+			if err := c(v); err != nil {
 				return err
 			}
 		}
-		*p = raw
+		*p = v
 		return nil
-	})
+	}
+}
+
+// String declares a string variable. Checks run on the final value.
+func (s *Set) String(p *string, name, def, usage string, checks ...func(string) error) {
+	s.add(name, def, usage, false, setter(p, func(raw string) (string, error) { return raw, nil }, checks))
 }
 
 // Secret declares a string variable whose value is masked in Attrs.
@@ -122,19 +133,13 @@ func quoteEmpty(ss []string) []string {
 
 // Int declares an integer variable.
 func (s *Set) Int(p *int, name string, def int, usage string, checks ...func(int) error) {
-	s.add(name, strconv.Itoa(def), usage, false, func(raw string) error {
+	s.add(name, strconv.Itoa(def), usage, false, setter(p, func(raw string) (int, error) {
 		v, err := strconv.Atoi(strings.TrimSpace(raw))
 		if err != nil {
-			return fmt.Errorf("%q is not a whole number", raw)
+			return 0, fmt.Errorf("%q is not a whole number", raw)
 		}
-		for _, c := range checks {
-			if err := c(v); err != nil {
-				return err
-			}
-		}
-		*p = v
-		return nil
-	})
+		return v, nil
+	}, checks))
 }
 
 // Int64 declares a 64-bit integer variable.
@@ -145,19 +150,13 @@ func (s *Set) Int64(p *int64, name string, def int64, usage string, checks ...fu
 
 // Float declares a floating-point variable.
 func (s *Set) Float(p *float64, name string, def float64, usage string, checks ...func(float64) error) {
-	s.add(name, strconv.FormatFloat(def, 'g', -1, 64), usage, false, func(raw string) error {
+	s.add(name, strconv.FormatFloat(def, 'g', -1, 64), usage, false, setter(p, func(raw string) (float64, error) {
 		v, err := strconv.ParseFloat(strings.TrimSpace(raw), 64)
 		if err != nil {
-			return fmt.Errorf("%q is not a number", raw)
+			return 0, fmt.Errorf("%q is not a number", raw)
 		}
-		for _, c := range checks {
-			if err := c(v); err != nil {
-				return err
-			}
-		}
-		*p = v
-		return nil
-	})
+		return v, nil
+	}, checks))
 }
 
 // Bool declares a boolean variable (true/false, 1/0, yes/no, on/off); its
@@ -179,38 +178,26 @@ func (s *Set) Bool(p *bool, name string, def bool, usage string) {
 
 // Duration declares a duration variable ("250ms", "10s", "1m").
 func (s *Set) Duration(p *time.Duration, name string, def time.Duration, usage string, checks ...func(time.Duration) error) {
-	s.add(name, def.String(), usage, false, func(raw string) error {
+	s.add(name, def.String(), usage, false, setter(p, func(raw string) (time.Duration, error) {
 		v, err := time.ParseDuration(strings.TrimSpace(raw))
 		if err != nil {
-			return fmt.Errorf("%q is not a duration (like 500ms, 10s, 1m)", raw)
+			return 0, fmt.Errorf("%q is not a duration (like 500ms, 10s, 1m)", raw)
 		}
-		for _, c := range checks {
-			if err := c(v); err != nil {
-				return err
-			}
-		}
-		*p = v
-		return nil
-	})
+		return v, nil
+	}, checks))
 }
 
 // List declares a comma-separated list; empty items are dropped.
 func (s *Set) List(p *[]string, name, def, usage string, checks ...func([]string) error) {
-	s.add(name, def, usage, false, func(raw string) error {
+	s.add(name, def, usage, false, setter(p, func(raw string) ([]string, error) {
 		var out []string
 		for _, item := range strings.Split(raw, ",") {
 			if item = strings.TrimSpace(item); item != "" {
 				out = append(out, item)
 			}
 		}
-		for _, c := range checks {
-			if err := c(out); err != nil {
-				return err
-			}
-		}
-		*p = out
-		return nil
-	})
+		return out, nil
+	}, checks))
 }
 
 // Parse reads the flags in args (without the program name) and the
