@@ -324,9 +324,7 @@ func TestProducedEventsReachTheAPIExactlyOnce(t *testing.T) {
 
 func TestConsumerKilledMidStreamStillExactlyOnce(t *testing.T) {
 	const n = 1500
-	sys := start(t, system.Config{Consumers: 3, ProducerCount: n, Rate: 300})
-	coll := mongoColl(t, sys)
-	waitAtLeast(t, coll, 100)
+	sys, coll := startStreaming(t, system.Config{Consumers: 3, ProducerCount: n, Rate: 300}, 100)
 	victim := sys.Consumers()[1]
 	pid := victim.Pid()
 	if err := victim.Signal(syscall.SIGKILL); err != nil {
@@ -344,9 +342,7 @@ func TestConsumerKilledMidStreamStillExactlyOnce(t *testing.T) {
 
 func TestConsumersScaleOneThreeOne(t *testing.T) {
 	const n = 1500
-	sys := start(t, system.Config{Consumers: 1, ProducerCount: n, Rate: 250})
-	coll := mongoColl(t, sys)
-	waitAtLeast(t, coll, 200)
+	sys, coll := startStreaming(t, system.Config{Consumers: 1, ProducerCount: n, Rate: 250}, 200)
 	for range 2 {
 		if _, err := sys.AddConsumer(); err != nil {
 			t.Fatal(err)
@@ -363,9 +359,7 @@ func TestConsumersScaleOneThreeOne(t *testing.T) {
 
 func TestPoisonGoesToTheDLQAndTheStreamGoesOn(t *testing.T) {
 	const n = 300
-	sys := start(t, system.Config{Consumers: 3, ProducerCount: n, Rate: 200})
-	coll := mongoColl(t, sys)
-	waitAtLeast(t, coll, 50)
+	sys, coll := startStreaming(t, system.Config{Consumers: 3, ProducerCount: n, Rate: 200}, 50)
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -443,6 +437,16 @@ func TestRestartOnTheSameDataKeepsEverythingOnce(t *testing.T) {
 	}
 	waitStored(t, coll, n+100, 2*time.Minute)
 	checkExactlyOnce(t, sys, produced(t, sys, n+100))
+}
+
+// startStreaming starts the system with cfg, producing, and waits until at
+// least atLeast comments are stored.
+func startStreaming(t *testing.T, cfg system.Config, atLeast int64) (*system.System, *mongo.Collection) {
+	t.Helper()
+	sys := start(t, cfg)
+	coll := mongoColl(t, sys)
+	waitAtLeast(t, coll, atLeast)
+	return sys, coll
 }
 
 func waitAtLeast(t *testing.T, coll *mongo.Collection, n int64) {

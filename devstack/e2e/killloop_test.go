@@ -35,9 +35,7 @@ func TestConsumersKilledInALoopIngestionGoesOn(t *testing.T) {
 		n              = rate * (kills + 1) * 10 // ~110s of production
 		sessionTimeout = 8 * time.Second         // set by start
 	)
-	sys := start(t, system.Config{Consumers: 3, ProducerCount: n, Rate: rate})
-	coll := mongoColl(t, sys)
-	waitAtLeast(t, coll, 100)
+	sys, _ := startStreaming(t, system.Config{Consumers: 3, ProducerCount: n, Rate: rate}, 100)
 
 	// Sample the group's committed offsets (kfake's in-memory view, cheap
 	// at any load): a record's offset is committed only after it is
