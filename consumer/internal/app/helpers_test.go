@@ -31,6 +31,7 @@ import (
 	"github.com/commentflow/commentflow/consumer/internal/store"
 	"github.com/commentflow/commentflow/devstack/infra"
 	"github.com/commentflow/commentflow/devstack/kafkatest"
+	"github.com/commentflow/commentflow/devstack/poll"
 	"github.com/commentflow/commentflow/platform/cli"
 	"github.com/commentflow/commentflow/schemas"
 )
@@ -587,17 +588,5 @@ func (s *stack) waitSpread(n int) {
 // eventually polls cond until it holds, failing the test at testTimeout.
 func eventually(t testing.TB, what string, cond func() (bool, string)) {
 	t.Helper()
-	deadline := time.Now().Add(testTimeout)
-	var last string
-	for {
-		ok, state := cond()
-		if ok {
-			return
-		}
-		last = state
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s: %s", what, last)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	poll.Until(t, what, testTimeout, 50*time.Millisecond, cond)
 }

@@ -14,6 +14,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/commentflow/commentflow/devstack/infra"
+	"github.com/commentflow/commentflow/devstack/poll"
 	"github.com/commentflow/commentflow/devstack/syncbuf"
 	"github.com/commentflow/commentflow/platform/cli"
 	"github.com/commentflow/commentflow/producer/internal/topictest"
@@ -238,13 +239,7 @@ func freePort(t *testing.T) int {
 
 func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	poll.Until(t, what, 60*time.Second, 10*time.Millisecond, func() (bool, string) { return cond(), "" })
 }
 
 func tail(s string) string {
