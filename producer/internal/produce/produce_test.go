@@ -17,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/sr"
 
 	"github.com/commentflow/commentflow/devstack/infra"
+	"github.com/commentflow/commentflow/devstack/poll"
 	"github.com/commentflow/commentflow/producer/internal/generate"
 	"github.com/commentflow/commentflow/producer/internal/produce"
 	"github.com/commentflow/commentflow/producer/internal/topictest"
@@ -237,12 +238,7 @@ func TestEveryCompressionRoundTrips(t *testing.T) {
 			p := produce.New(e.cl, e.enc, produce.Options{})
 			src := newRecorder(t, 2, 5)
 			ctx := context.Background()
-			if _, err := p.Run(ctx, src.next, 0, 200); err != nil {
-				t.Fatal(err)
-			}
-			if err := p.Flush(ctx); err != nil {
-				t.Fatal(err)
-			}
+			runAndFlush(ctx, t, p, src, 200)
 			recs := topictest.ReadAll(t, st.KafkaAddr(), st.RegistryURL(), "t-"+codec)
 			checkExactlyOnceInOrder(t, recs, src.ids)
 			for _, r := range recs {
@@ -309,12 +305,7 @@ func TestBrokerFaultsAreRetriedWithoutLossOrDuplicates(t *testing.T) {
 			src := newRecorder(t, uint64(10+i), 20)
 			ctx := context.Background()
 			const n = 1000
-			if _, err := p.Run(ctx, src.next, 0, n); err != nil {
-				t.Fatal(err)
-			}
-			if err := p.Flush(ctx); err != nil {
-				t.Fatal(err)
-			}
+			runAndFlush(ctx, t, p, src, n)
 			if hits := fault.Hits(); hits != tc.count {
 				t.Fatalf("the fault answered %d produce requests, want %d", hits, tc.count)
 			}
@@ -344,12 +335,7 @@ func TestFailuresAreCountedAndRecovered(t *testing.T) {
 	fault := e.st.Kafka.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: schemas.Topic, Err: kerr.NotEnoughReplicas, Count: -1})
 	ctx := context.Background()
 	src := newRecorder(t, 4, 10)
-	if _, err := p.Run(ctx, src.next, 0, 50); err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Flush(ctx); err != nil {
-		t.Fatal(err)
-	}
+	runAndFlush(ctx, t, p, src, 50)
 	if st := p.Stats(); st.Failed != 50 || st.Produced != 0 {
 		t.Fatalf("stats %+v, want 50 failed", st)
 	}
@@ -362,12 +348,7 @@ func TestFailuresAreCountedAndRecovered(t *testing.T) {
 
 	fault.Remove()
 	src.ids = nil
-	if _, err := p.Run(ctx, src.next, 0, 20); err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Flush(ctx); err != nil {
-		t.Fatal(err)
-	}
+	runAndFlush(ctx, t, p, src, 20)
 	if st := p.Stats(); st.Produced != 20 {
 		t.Fatalf("after the fault: stats %+v, want 20 produced", st)
 	}
@@ -416,12 +397,7 @@ func TestBackpressureAndAbort(t *testing.T) {
 	p := produce.New(e.cl, e.enc, produce.Options{})
 	src := newRecorder(t, 6, 10)
 	ctx := context.Background()
-	if _, err := p.Run(ctx, src.next, 0, 300); err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Flush(ctx); err != nil {
-		t.Fatal(err)
-	}
+	runAndFlush(ctx, t, p, src, 300)
 	checkExactlyOnceInOrder(t, topictest.ReadAll(t, e.st.KafkaAddr(), e.st.RegistryURL(), schemas.Topic), src.ids)
 
 	// A broker that never acknowledges: four records fill the buffer and
@@ -463,13 +439,19 @@ func TestBackpressureAndAbort(t *testing.T) {
 	}
 }
 
+// runAndFlush produces n comments of src with p and waits until they are
+// acknowledged, failing t on an error.
+func runAndFlush(ctx context.Context, t *testing.T, p *produce.Producer, src *recorder, n int64) {
+	t.Helper()
+	if _, err := p.Run(ctx, src.next, 0, n); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	poll.Until(t, what, 30*time.Second, 5*time.Millisecond, func() (bool, string) { return cond(), "" })
 }
