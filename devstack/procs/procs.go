@@ -20,6 +20,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/commentflow/commentflow/devstack/syncbuf"
 )
 
 // Services are the commands devstack builds: module folder = binary name,
@@ -116,7 +118,7 @@ func Start(spec Spec, out io.Writer, log *slog.Logger) (*Proc, error) {
 }
 
 // Console wraps w so that several processes can write whole lines to it.
-func Console(w io.Writer) io.Writer { return &lockedWriter{w: w} }
+func Console(w io.Writer) io.Writer { return &syncbuf.Buffer{To: w} }
 
 // restartDelay is the first delay before a restart; it doubles up to 30s.
 var restartDelay = time.Second
@@ -293,13 +295,3 @@ func (p *Proc) Stop(timeout time.Duration) error {
 	return nil
 }
 
-type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (l *lockedWriter) Write(b []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(b)
-}

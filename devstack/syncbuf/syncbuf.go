@@ -1,27 +1,36 @@
-// Package syncbuf is a bytes.Buffer that a process writes to while a test
-// reads it: the output of a service run in-process.
+// Package syncbuf is a writer that several goroutines may use at once: a
+// bytes.Buffer that a process writes to while a test reads it, or a console
+// that several processes write whole lines to.
 package syncbuf
 
 import (
 	"bytes"
+	"io"
 	"sync"
 )
 
-// Buffer is a bytes.Buffer safe for writers and readers at once. The zero
-// value is an empty buffer ready to use.
+// Buffer serializes its writes. They go to To when it is set, else to the
+// buffer's own bytes.Buffer, which String reads. The zero value is an empty
+// buffer ready to use.
 type Buffer struct {
+	To io.Writer
+
 	mu  sync.Mutex
 	buf bytes.Buffer
 }
 
-// Write appends p to the buffer.
+// Write writes p whole, after any write in progress.
 func (b *Buffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.To != nil {
+		return b.To.Write(p)
+	}
 	return b.buf.Write(p)
 }
 
-// String returns what was written so far.
+// String returns what was written to the buffer so far (nothing when the
+// writes go to To).
 func (b *Buffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
