@@ -1,7 +1,8 @@
 // Package kafkatest reads Kafka topics back for tests: how many records a
-// topic holds, and its records from the start. It needs only a client's
-// options (the seed brokers, TLS, SASL), so it serves the in-process
-// infrastructure (devstack/infra) and secured clusters alike.
+// topic holds, its records from the start, and (ReadAll) the comments on
+// it, decoded. It needs only a client's options (the seed brokers, TLS,
+// SASL), so it serves the in-process infrastructure (devstack/infra) and
+// secured clusters alike.
 package kafkatest
 
 import (

@@ -294,4 +294,3 @@ func (p *Proc) Stop(timeout time.Duration) error {
 	}
 	return nil
 }
-

@@ -19,12 +19,12 @@ import (
 	"github.com/twmb/franz-go/pkg/sr"
 
 	"github.com/commentflow/commentflow/devstack/infra"
+	"github.com/commentflow/commentflow/devstack/kafkatest"
 	"github.com/commentflow/commentflow/devstack/syncbuf"
 	"github.com/commentflow/commentflow/platform/config"
 	"github.com/commentflow/commentflow/platform/ops"
 	"github.com/commentflow/commentflow/producer/internal/generate"
 	"github.com/commentflow/commentflow/producer/internal/produce"
-	"github.com/commentflow/commentflow/producer/internal/topictest"
 	"github.com/commentflow/commentflow/schemas"
 )
 
@@ -138,7 +138,7 @@ func TestBadInputExits2AndProducesNothing(t *testing.T) {
 			checkOneLineError(t, in.stderr.String(), tc.want...)
 		})
 	}
-	if n := topictest.Count(t, st.KafkaAddr(), schemas.Topic); n != 0 {
+	if n := kafkatest.Count(t, st.KafkaAddr(), schemas.Topic); n != 0 {
 		t.Fatalf("the bad configurations produced %d records", n)
 	}
 	if subjects := registrySubjects(t, st); len(subjects) != 0 {
@@ -189,7 +189,7 @@ func TestIncompatibleRegisteredSchemaExits2(t *testing.T) {
 		t.Fatalf("exit %d, want %d; stderr: %s", in.code, ExitUsage, in.stderr.String())
 	}
 	checkOneLineError(t, in.stderr.String(), "BACKWARD", schemas.Subject, st.RegistryURL())
-	if n := topictest.Count(t, st.KafkaAddr(), schemas.Topic); n != 0 {
+	if n := kafkatest.Count(t, st.KafkaAddr(), schemas.Topic); n != 0 {
 		t.Fatalf("%d records produced, want none", n)
 	}
 	versions, err := cl.SubjectVersions(context.Background(), schemas.Subject)
@@ -318,7 +318,7 @@ func TestRegistrationIsIdempotentAcrossRestarts(t *testing.T) {
 	if len(compat) != 1 || compat[0].Err != nil || compat[0].Level != sr.CompatBackward {
 		t.Fatalf("subject compatibility %+v, want BACKWARD", compat)
 	}
-	recs := topictest.ReadAll(t, st.KafkaAddr(), st.RegistryURL(), schemas.Topic)
+	recs := kafkatest.ReadAll(t, st.KafkaAddr(), st.RegistryURL(), schemas.Topic)
 	if len(recs) != 15 {
 		t.Fatalf("%d records after three runs of 5, want 15", len(recs))
 	}
@@ -338,7 +338,7 @@ func TestLookupOnlyFailsWhenUnregistered(t *testing.T) {
 		t.Fatalf("exit %d, want %d; stderr: %s", in.code, ExitUsage, in.stderr.String())
 	}
 	checkOneLineError(t, in.stderr.String(), "SCHEMA_AUTO_REGISTER", "lookup-only", schemas.Subject, "register it first")
-	if n := topictest.Count(t, st.KafkaAddr(), schemas.Topic); n != 0 {
+	if n := kafkatest.Count(t, st.KafkaAddr(), schemas.Topic); n != 0 {
 		t.Fatalf("%d records produced, want none", n)
 	}
 	if subjects := registrySubjects(t, st); len(subjects) != 0 {

@@ -14,10 +14,10 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/commentflow/commentflow/devstack/infra"
+	"github.com/commentflow/commentflow/devstack/kafkatest"
 	"github.com/commentflow/commentflow/devstack/poll"
 	"github.com/commentflow/commentflow/devstack/syncbuf"
 	"github.com/commentflow/commentflow/platform/cli"
-	"github.com/commentflow/commentflow/producer/internal/topictest"
 	"github.com/commentflow/commentflow/schemas"
 )
 
@@ -157,9 +157,9 @@ func loggedEvents(t *testing.T, lines []logLine) map[string]logLine {
 
 // checkTopicMatchesLog asserts that the topic holds exactly the events the
 // producer logged as acknowledged, field for field.
-func checkTopicMatchesLog(t *testing.T, st *infra.Stack, logged map[string]logLine) []topictest.Record {
+func checkTopicMatchesLog(t *testing.T, st *infra.Stack, logged map[string]logLine) []kafkatest.Record {
 	t.Helper()
-	recs := topictest.ReadAll(t, st.KafkaAddr(), st.RegistryURL(), schemas.Topic)
+	recs := kafkatest.ReadAll(t, st.KafkaAddr(), st.RegistryURL(), schemas.Topic)
 	if len(recs) != len(logged) {
 		t.Fatalf("topic holds %d records, the producer logged %d as produced", len(recs), len(logged))
 	}

@@ -11,7 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"github.com/commentflow/commentflow/devstack/infra"
-	"github.com/commentflow/commentflow/producer/internal/topictest"
+	"github.com/commentflow/commentflow/devstack/kafkatest"
 	"github.com/commentflow/commentflow/schemas"
 )
 
@@ -61,7 +61,7 @@ func TestTLSAndSASL(t *testing.T) {
 		checkOneLineError(t, in.stderr.String(), "KAFKA_TLS_CA_FILE", "not trusted")
 	})
 
-	recs := topictest.ReadAllWith(t, st.RegistryURL(), schemas.Topic,
+	recs := kafkatest.ReadAllWith(t, st.RegistryURL(), schemas.Topic,
 		kgo.SeedBrokers(broker),
 		kgo.DialTLSConfig(&tls.Config{RootCAs: p.Pool, Certificates: []tls.Certificate{p.Client}, MinVersion: tls.VersionTLS12}),
 		kgo.SASL(scram.Auth{User: users["SCRAM-SHA-512"][0], Pass: users["SCRAM-SHA-512"][1]}.AsSha512Mechanism()),

@@ -17,10 +17,10 @@ import (
 	"github.com/twmb/franz-go/pkg/sr"
 
 	"github.com/commentflow/commentflow/devstack/infra"
+	"github.com/commentflow/commentflow/devstack/kafkatest"
 	"github.com/commentflow/commentflow/devstack/poll"
 	"github.com/commentflow/commentflow/producer/internal/generate"
 	"github.com/commentflow/commentflow/producer/internal/produce"
-	"github.com/commentflow/commentflow/producer/internal/topictest"
 	"github.com/commentflow/commentflow/schemas"
 )
 
@@ -106,7 +106,7 @@ func (r *recorder) next(c *schemas.Comment) {
 // checkExactlyOnceInOrder asserts that the topic holds exactly the produced
 // comments, each once, keyed by post_id, a post's comments on one partition
 // in production order.
-func checkExactlyOnceInOrder(t *testing.T, recs []topictest.Record, produced []string) {
+func checkExactlyOnceInOrder(t *testing.T, recs []kafkatest.Record, produced []string) {
 	t.Helper()
 	if len(recs) != len(produced) {
 		t.Fatalf("topic holds %d records, produced %d", len(recs), len(produced))
@@ -161,7 +161,7 @@ func TestProduceAllOnTopicExactlyOnceInOrder(t *testing.T) {
 	if st := p.Stats(); st.Produced != n || st.Failed != 0 || st.Pending() != 0 {
 		t.Fatalf("stats %+v, want %d produced", st, n)
 	}
-	recs := topictest.ReadAll(t, e.st.KafkaAddr(), e.st.RegistryURL(), schemas.Topic)
+	recs := kafkatest.ReadAll(t, e.st.KafkaAddr(), e.st.RegistryURL(), schemas.Topic)
 	checkExactlyOnceInOrder(t, recs, src.ids)
 
 	partitions := map[int32]bool{}
@@ -239,7 +239,7 @@ func TestEveryCompressionRoundTrips(t *testing.T) {
 			src := newRecorder(t, 2, 5)
 			ctx := context.Background()
 			runAndFlush(ctx, t, p, src, 200)
-			recs := topictest.ReadAll(t, st.KafkaAddr(), st.RegistryURL(), "t-"+codec)
+			recs := kafkatest.ReadAll(t, st.KafkaAddr(), st.RegistryURL(), "t-"+codec)
 			checkExactlyOnceInOrder(t, recs, src.ids)
 			for _, r := range recs {
 				if r.Codec != want[codec] {
@@ -312,7 +312,7 @@ func TestBrokerFaultsAreRetriedWithoutLossOrDuplicates(t *testing.T) {
 			if st := p.Stats(); st.Produced != n || st.Failed != 0 {
 				t.Fatalf("stats %+v, want all %d produced, none failed", st, n)
 			}
-			checkExactlyOnceInOrder(t, topictest.ReadAll(t, st.KafkaAddr(), st.RegistryURL(), topic), src.ids)
+			checkExactlyOnceInOrder(t, kafkatest.ReadAll(t, st.KafkaAddr(), st.RegistryURL(), topic), src.ids)
 			if got := metricValue(t, e.reg, produce.MetricErrors); got != 0 {
 				t.Errorf("%s = %v, want 0: retried faults are not errors", produce.MetricErrors, got)
 			}
@@ -342,7 +342,7 @@ func TestFailuresAreCountedAndRecovered(t *testing.T) {
 	if got := metricValue(t, e.reg, produce.MetricErrors); got != 50 {
 		t.Fatalf("%s = %v, want 50", produce.MetricErrors, got)
 	}
-	if n := topictest.Count(t, e.st.KafkaAddr(), schemas.Topic); n != 0 {
+	if n := kafkatest.Count(t, e.st.KafkaAddr(), schemas.Topic); n != 0 {
 		t.Fatalf("topic holds %d records, want none", n)
 	}
 
@@ -352,7 +352,7 @@ func TestFailuresAreCountedAndRecovered(t *testing.T) {
 	if st := p.Stats(); st.Produced != 20 {
 		t.Fatalf("after the fault: stats %+v, want 20 produced", st)
 	}
-	checkExactlyOnceInOrder(t, topictest.ReadAll(t, e.st.KafkaAddr(), e.st.RegistryURL(), schemas.Topic), src.ids)
+	checkExactlyOnceInOrder(t, kafkatest.ReadAll(t, e.st.KafkaAddr(), e.st.RegistryURL(), schemas.Topic), src.ids)
 	mu.Lock()
 	defer mu.Unlock()
 	if len(health) != 2 || health[0] == nil || health[1] != nil {
@@ -386,7 +386,7 @@ func TestCancelStopsGeneratingAndFlushDeliversAll(t *testing.T) {
 	if st := p.Stats(); st.Produced != sent || st.Failed != 0 {
 		t.Fatalf("stats %+v, want all %d sent produced", st, sent)
 	}
-	checkExactlyOnceInOrder(t, topictest.ReadAll(t, e.st.KafkaAddr(), e.st.RegistryURL(), schemas.Topic), src.ids)
+	checkExactlyOnceInOrder(t, kafkatest.ReadAll(t, e.st.KafkaAddr(), e.st.RegistryURL(), schemas.Topic), src.ids)
 }
 
 // With a small buffer, producing waits for acknowledgements rather than
@@ -398,7 +398,7 @@ func TestBackpressureAndAbort(t *testing.T) {
 	src := newRecorder(t, 6, 10)
 	ctx := context.Background()
 	runAndFlush(ctx, t, p, src, 300)
-	checkExactlyOnceInOrder(t, topictest.ReadAll(t, e.st.KafkaAddr(), e.st.RegistryURL(), schemas.Topic), src.ids)
+	checkExactlyOnceInOrder(t, kafkatest.ReadAll(t, e.st.KafkaAddr(), e.st.RegistryURL(), schemas.Topic), src.ids)
 
 	// A broker that never acknowledges: four records fill the buffer and
 	// the fifth blocks.
@@ -428,7 +428,7 @@ func TestBackpressureAndAbort(t *testing.T) {
 	if st := p.Stats(); st.Produced != 300 || st.Failed != 5 || st.Pending() != 0 {
 		t.Fatalf("stats %+v, want 300 produced and the 5 records of the dead broker failed", st)
 	}
-	if n := topictest.Count(t, e.st.KafkaAddr(), schemas.Topic); n != 300 {
+	if n := kafkatest.Count(t, e.st.KafkaAddr(), schemas.Topic); n != 300 {
 		t.Fatalf("topic holds %d records, want 300", n)
 	}
 	if _, err := p.Run(ctx, src.next, 0, 10); err != nil {

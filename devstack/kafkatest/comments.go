@@ -1,7 +1,8 @@
-// Package topictest reads back what the producer wrote, for tests: every
-// record of a topic up to its current end, decoded with the schemas
-// Decoder against the registry.
-package topictest
+package kafkatest
+
+// This file reads back what the producer wrote: every record of a topic up
+// to its current end, decoded with the schemas Decoder against the
+// registry.
 
 import (
 	"context"
@@ -12,7 +13,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sr"
 
-	"github.com/commentflow/commentflow/devstack/kafkatest"
 	"github.com/commentflow/commentflow/schemas"
 )
 
@@ -39,7 +39,7 @@ func CountWith(t testing.TB, topic string, opts ...kgo.Opt) int64 {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	_, n := kafkatest.EndOffsets(ctx, t, topic, opts...)
+	_, n := EndOffsets(ctx, t, topic, opts...)
 	return n
 }
 
@@ -69,7 +69,7 @@ func ReadAllWith(t testing.TB, registryURL, topic string, opts ...kgo.Opt) []Rec
 	done := func() (bool, string) {
 		return int64(len(out)) >= want, fmt.Sprintf("got %d of %d records", len(out), want)
 	}
-	kafkatest.Read(ctx, t, topic, done, func(r *kgo.Record) {
+	Read(ctx, t, topic, done, func(r *kgo.Record) {
 		c, id, err := dec.Decode(ctx, r.Value)
 		if err != nil {
 			t.Fatalf("record %s/%d@%d does not decode: %v", r.Topic, r.Partition, r.Offset, err)
