@@ -363,22 +363,16 @@ func TestPoisonGoesToTheDLQAndTheStreamGoesOn(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	kcl, err := kgo.NewClient(kgo.SeedBrokers(sys.Infra.KafkaAddr()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer kcl.Close()
 	poison := map[string][]byte{
 		"bad_framing":    []byte("not avro at all"),
 		"unknown_schema": schemas.Frame(424242, []byte{2, 'x'}),
 		"avro_decode":    schemas.Frame(1, []byte{0x80}),
 	}
+	var recs []*kgo.Record
 	for class, v := range poison {
-		r := &kgo.Record{Topic: schemas.Topic, Key: []byte("poison-" + class), Value: v}
-		if err := kcl.ProduceSync(ctx, r).FirstErr(); err != nil {
-			t.Fatal(err)
-		}
+		recs = append(recs, &kgo.Record{Topic: schemas.Topic, Key: []byte("poison-" + class), Value: v})
 	}
+	produceRecords(ctx, t, sys, recs...)
 
 	// Every poison record reaches the DLQ with its class and its bytes.
 	seen := map[string]bool{}
@@ -437,6 +431,20 @@ func TestRestartOnTheSameDataKeepsEverythingOnce(t *testing.T) {
 	}
 	waitStored(t, coll, n+100, 2*time.Minute)
 	checkExactlyOnce(t, sys, produced(t, sys, n+100))
+}
+
+// produceRecords produces recs (records a test makes by hand, like poison)
+// with a client of its own.
+func produceRecords(ctx context.Context, t *testing.T, sys *system.System, recs ...*kgo.Record) {
+	t.Helper()
+	kcl, err := kgo.NewClient(kgo.SeedBrokers(sys.Infra.KafkaAddr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kcl.Close()
+	if err := kcl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // startStreaming starts the system with cfg, producing, and waits until at

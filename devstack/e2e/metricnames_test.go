@@ -99,14 +99,7 @@ func TestDashboardAndAlertMetricsAreExposed(t *testing.T) {
 	defer cancel()
 
 	// A poison record, so that the dead-letter counter has a series.
-	kcl, err := kgo.NewClient(kgo.SeedBrokers(sys.Infra.KafkaAddr()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer kcl.Close()
-	if err := kcl.ProduceSync(ctx, &kgo.Record{Topic: schemas.Topic, Key: []byte("poison"), Value: []byte("not avro")}).FirstErr(); err != nil {
-		t.Fatal(err)
-	}
+	produceRecords(ctx, t, sys, &kgo.Record{Topic: schemas.Topic, Key: []byte("poison"), Value: []byte("not avro")})
 
 	exposed := map[string]string{} // name -> service
 	var missing []string
