@@ -40,16 +40,10 @@ func TestTLSAndSASL(t *testing.T) {
 	}
 	exits2 := func(t *testing.T, env map[string]string, variable, words string) {
 		t.Helper()
-		ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
-		defer cancel()
-		var stdout, stderr strings.Builder
-		code := mainWith(ctx, env, &stdout, &stderr)
-		if ctx.Err() != nil {
-			t.Fatalf("still waiting after %s: the failure was retried instead of exiting 2 at once; logs:\n%s", testTimeout, stdout.String())
-		}
-		if code != 2 || !strings.Contains(stderr.String(), variable) || !strings.Contains(stderr.String(), words) ||
-			strings.Count(strings.TrimSpace(stderr.String()), "\n") > 0 {
-			t.Fatalf("exit %d, stderr %q; want 2 and one line naming %s (%q)", code, stderr.String(), variable, words)
+		code, _, stderr := mainUntilExit(t, env)
+		if code != 2 || !strings.Contains(stderr, variable) || !strings.Contains(stderr, words) ||
+			strings.Count(strings.TrimSpace(stderr), "\n") > 0 {
+			t.Fatalf("exit %d, stderr %q; want 2 and one line naming %s (%q)", code, stderr, variable, words)
 		}
 	}
 	t.Run("credentials refused", func(t *testing.T) {
@@ -74,16 +68,24 @@ func TestMongoDBRefusedCredentialsExit2(t *testing.T) {
 	s := newStack(t)
 	env := s.env("STARTUP_TIMEOUT", "10m") // long enough that exiting 2 at once is told apart from giving up
 	env["MONGODB_URI"] = strings.Replace(env["MONGODB_URI"], "mongodb://", "mongodb://commentflow:s3cret-pw@", 1)
-	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
-	defer cancel()
-	var stdout, stderr strings.Builder
-	code := mainWith(ctx, env, &stdout, &stderr)
-	if ctx.Err() != nil {
-		t.Fatalf("still waiting after %s: the refusal was retried instead of exiting 2 at once; logs:\n%s", testTimeout, stdout.String())
-	}
-	msg := stderr.String()
+	code, stdout, msg := mainUntilExit(t, env)
 	if code != 2 || !strings.Contains(msg, "MONGODB_URI") || !strings.Contains(msg, "refused the credentials") ||
-		strings.Contains(msg, "s3cret-pw") || strings.Contains(stdout.String(), "s3cret-pw") {
+		strings.Contains(msg, "s3cret-pw") || strings.Contains(stdout, "s3cret-pw") {
 		t.Fatalf("exit %d, stderr %q; want 2 naming MONGODB_URI (refused the credentials), without the password", code, msg)
 	}
+}
+
+// mainUntilExit runs the consumer with env until it exits, and fails t when
+// it is still running after testTimeout: a failure that must end it at once
+// was retried instead.
+func mainUntilExit(t *testing.T, env map[string]string) (code int, stdout, stderr string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	var out, errOut strings.Builder
+	code = mainWith(ctx, env, &out, &errOut)
+	if ctx.Err() != nil {
+		t.Fatalf("still waiting after %s: the failure was retried instead of exiting at once; logs:\n%s", testTimeout, out.String())
+	}
+	return code, out.String(), errOut.String()
 }
