@@ -82,3 +82,19 @@ func ReadAllWith(t testing.TB, registryURL, topic string, opts ...kgo.Opt) []Rec
 	}, opts...)
 	return out
 }
+
+// Register registers the comment schema on the registry at url, as the
+// producer does at startup, and returns a client of that registry and the
+// schema's ID.
+func Register(ctx context.Context, t testing.TB, url string) (*sr.Client, int) {
+	t.Helper()
+	cl, err := sr.NewClient(sr.URLs(url))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := schemas.NewRegistry(cl).Register(ctx)
+	if err != nil {
+		t.Fatalf("register the comment schema: %v", err)
+	}
+	return cl, id
+}

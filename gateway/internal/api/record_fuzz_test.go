@@ -9,10 +9,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/sr"
 	"github.com/twmb/franz-go/pkg/sr/srfake"
 	"go.mongodb.org/mongo-driver/v2/bson"
 
+	"github.com/commentflow/commentflow/devstack/kafkatest"
 	"github.com/commentflow/commentflow/gateway/internal/api"
 	"github.com/commentflow/commentflow/gateway/internal/apitest"
 	"github.com/commentflow/commentflow/schemas"
@@ -61,14 +61,7 @@ func FuzzRecord(f *testing.F) {
 	ctx := apitest.Ctx(f)
 	reg := srfake.New()
 	f.Cleanup(reg.Close)
-	rcl, err := sr.NewClient(sr.URLs(reg.URL()))
-	if err != nil {
-		f.Fatal(err)
-	}
-	id, err := schemas.NewRegistry(rcl).Register(ctx)
-	if err != nil {
-		f.Fatal(err)
-	}
+	rcl, id := kafkatest.Register(ctx, f, reg.URL())
 	enc, dec := schemas.NewEncoder(id), schemas.NewDecoder(rcl)
 	coll := client.Database("commentflow_test").Collection("FuzzRecord")
 	if err := coll.Drop(ctx); err != nil {

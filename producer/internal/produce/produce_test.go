@@ -14,7 +14,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
-	"github.com/twmb/franz-go/pkg/sr"
 
 	"github.com/commentflow/commentflow/devstack/infra"
 	"github.com/commentflow/commentflow/devstack/kafkatest"
@@ -66,16 +65,9 @@ func setupOn(t testing.TB, st *infra.Stack, cfg produce.Config, extra ...kgo.Opt
 		t.Fatal(err)
 	}
 	t.Cleanup(cl.Close)
-	srcl, err := sr.NewClient(sr.URLs(st.RegistryURL()))
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	id, err := schemas.NewRegistry(srcl).Register(ctx)
-	if err != nil {
-		t.Fatalf("register schema: %v", err)
-	}
+	_, id := kafkatest.Register(ctx, t, st.RegistryURL())
 	reg := prometheus.NewRegistry()
 	m := produce.NewMetrics()
 	if err := m.Register(reg); err != nil {
