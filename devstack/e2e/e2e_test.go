@@ -330,13 +330,7 @@ func TestConsumerKilledMidStreamStillExactlyOnce(t *testing.T) {
 	if err := victim.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	// The supervisor restarts it, as restart: unless-stopped would.
-	for deadline := time.Now().Add(30 * time.Second); victim.Restarts() == 0 || victim.Pid() == pid; {
-		if time.Now().After(deadline) {
-			t.Fatal("killed consumer was not restarted")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	waitRestarted(t, victim, pid)
 	storedExactlyOnce(t, sys, coll, n, 3*time.Minute)
 }
 
@@ -431,6 +425,18 @@ func TestRestartOnTheSameDataKeepsEverythingOnce(t *testing.T) {
 	}
 	waitStored(t, coll, n+100, 2*time.Minute)
 	checkExactlyOnce(t, sys, produced(t, sys, n+100))
+}
+
+// waitRestarted waits until the supervisor has restarted p, whose process
+// pid was killed, as restart: unless-stopped would.
+func waitRestarted(t *testing.T, p *procs.Proc, pid int) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); p.Restarts() == 0 || p.Pid() == pid; {
+		if time.Now().After(deadline) {
+			t.Fatal("killed consumer was not restarted")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // produceRecords produces recs (records a test makes by hand, like poison)

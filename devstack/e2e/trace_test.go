@@ -21,6 +21,7 @@ import (
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/commentflow/commentflow/devstack/kafkatest"
 	"github.com/commentflow/commentflow/devstack/system"
 	"github.com/commentflow/commentflow/schemas"
 )
@@ -263,12 +264,7 @@ func TestTracesFollowEveryComment(t *testing.T) {
 		t.Fatal(err)
 	}
 	killedAt := time.Now()
-	for deadline := time.Now().Add(30 * time.Second); victim.Restarts() == 0 || victim.Pid() == pid; {
-		if time.Now().After(deadline) {
-			t.Fatal("killed consumer was not restarted")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	waitRestarted(t, victim, pid)
 
 	// A poison record with a trace of its own: its dead letter keeps the
 	// traceparent, and its process span records the error class.
@@ -276,39 +272,21 @@ func TestTracesFollowEveryComment(t *testing.T) {
 	traceparent := "00-" + poisonTrace + "-b7ad6b7169203331-01"
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	kcl, err := kgo.NewClient(kgo.SeedBrokers(sys.Infra.KafkaAddr()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer kcl.Close()
-	poison := &kgo.Record{Topic: schemas.Topic, Key: []byte("poison"), Value: []byte("not avro"),
-		Headers: []kgo.RecordHeader{{Key: "traceparent", Value: []byte(traceparent)}}}
-	if err := kcl.ProduceSync(ctx, poison).FirstErr(); err != nil {
-		t.Fatal(err)
-	}
+	produceRecords(ctx, t, sys, &kgo.Record{Topic: schemas.Topic, Key: []byte("poison"), Value: []byte("not avro"),
+		Headers: []kgo.RecordHeader{{Key: "traceparent", Value: []byte(traceparent)}}})
 
 	storedExactlyOnce(t, sys, coll, n, 3*time.Minute)
 
-	dlq, err := kgo.NewClient(kgo.SeedBrokers(sys.Infra.KafkaAddr()), kgo.ConsumeTopics(schemas.DLQTopic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dlq.Close()
-	for found := false; !found; {
-		fs := dlq.PollFetches(ctx)
-		if ctx.Err() != nil {
-			t.Fatal("the poison record did not reach the DLQ")
-		}
-		fs.EachRecord(func(r *kgo.Record) {
+	found := false
+	kafkatest.Read(ctx, t, schemas.DLQTopic, func() (bool, string) { return found, "the poison record did not reach the DLQ" },
+		func(r *kgo.Record) {
 			if string(r.Key) == "poison" {
 				found = true
 				if got := header(r, "traceparent"); got != traceparent {
 					t.Errorf("DLQ traceparent = %q, want the original %q", got, traceparent)
 				}
 			}
-		})
-	}
+		}, kgo.SeedBrokers(sys.Infra.KafkaAddr()))
 
 	// Every document's trace_id (in the database and from the API) is
 	// its comment's one trace.
@@ -402,23 +380,10 @@ func TestTracingOffAddsNoHeaders(t *testing.T) {
 	storedExactlyOnce(t, sys, coll, n, 2*time.Minute)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	kcl, err := kgo.NewClient(kgo.SeedBrokers(sys.Infra.KafkaAddr()), kgo.ConsumeTopics(schemas.Topic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer kcl.Close()
-	for read := 0; read < n; {
-		fs := kcl.PollFetches(ctx)
-		if ctx.Err() != nil {
-			t.Fatalf("read %d of %d records", read, n)
+	for _, r := range kafkatest.ReadN(ctx, t, schemas.Topic, n, kgo.SeedBrokers(sys.Infra.KafkaAddr())) {
+		if len(r.Headers) != 0 {
+			t.Errorf("record %d/%d has headers %v with tracing off", r.Partition, r.Offset, r.Headers)
 		}
-		fs.EachRecord(func(r *kgo.Record) {
-			read++
-			if len(r.Headers) != 0 {
-				t.Errorf("record %d/%d has headers %v with tracing off", r.Partition, r.Offset, r.Headers)
-			}
-		})
 	}
 	if k, err := coll.CountDocuments(ctx, bson.D{{Key: "trace_id", Value: bson.D{{Key: "$exists", Value: true}}}}); err != nil || k != 0 {
 		t.Fatalf("%d documents with a trace_id with tracing off (%v)", k, err)
