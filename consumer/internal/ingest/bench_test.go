@@ -17,7 +17,9 @@ import (
 	"github.com/commentflow/commentflow/consumer/internal/dlq"
 	"github.com/commentflow/commentflow/consumer/internal/store"
 	"github.com/commentflow/commentflow/devstack/infra"
+	"github.com/commentflow/commentflow/devstack/kafkatest"
 	"github.com/commentflow/commentflow/platform/ops"
+	"github.com/commentflow/commentflow/platform/telemetry"
 	"github.com/commentflow/commentflow/schemas"
 )
 
@@ -32,47 +34,18 @@ func BenchmarkConsumerVsRawInsert(b *testing.B) {
 		benchDocs = 6000
 		batchSize = 500
 	)
-	st := infra.StartT(b, infra.Options{})
 	ctx := context.Background()
-	rcl, err := sr.NewClient(sr.URLs(st.RegistryURL()))
-	if err != nil {
-		b.Fatal(err)
-	}
-	id, err := schemas.NewRegistry(rcl).Register(ctx)
-	if err != nil {
-		b.Fatal(err)
-	}
-	enc := schemas.NewEncoder(id)
-	kcl, err := kgo.NewClient(kgo.SeedBrokers(st.KafkaAddr()), kgo.DefaultProduceTopic(schemas.Topic))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer kcl.Close()
-
-	posts := make([]string, 200)
-	for i := range posts {
-		posts[i] = uuid.NewString()
-	}
+	e := newBench(ctx, b, infra.Options{}, benchDocs)
+	st := e.st
 	docs := make([]store.Document, 0, benchDocs)
 	recs := make([]*kgo.Record, 0, benchDocs)
 	now := time.Now().UTC()
-	for i := range benchDocs {
-		c := schemas.Comment{
-			ID: uuid.Must(uuid.NewV7()).String(), PostID: posts[i%len(posts)],
-			Name: fmt.Sprintf("Author %d", i%311), Text: "What a great post, thanks for sharing it with all of us here!",
-			Address: fmt.Sprintf("%d Main Street, Springfield, IL 62704", i), CreatedAt: time.UnixMilli(now.UnixMilli() + int64(i)).UTC(),
-		}
-		v, err := enc.Encode(&c)
-		if err != nil {
-			b.Fatal(err)
-		}
-		recs = append(recs, &kgo.Record{Key: []byte(c.PostID), Value: v})
+	for i, c := range e.comments {
+		recs = append(recs, &kgo.Record{Key: []byte(c.PostID), Value: e.values[i]})
 		docs = append(docs, store.Document{ID: c.ID, PostID: c.PostID, Name: c.Name, Text: c.Text, Address: c.Address,
-			CreatedAt: c.CreatedAt, IngestedAt: now, Kafka: store.Position{Partition: int32(i % 3), Offset: int64(i)}, SchemaID: id})
+			CreatedAt: c.CreatedAt, IngestedAt: now, Kafka: store.Position{Partition: int32(i % 3), Offset: int64(i)}, SchemaID: e.id})
 	}
-	if err := kcl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
-		b.Fatal(err)
-	}
+	e.produce(ctx, b, recs...)
 
 	open := func(coll string) *store.Store {
 		s, err := store.Open(store.Config{URI: st.MongoURI(), Database: "bench", Collection: coll, WriteConcern: "majority"})
@@ -85,12 +58,6 @@ func BenchmarkConsumerVsRawInsert(b *testing.B) {
 		}
 		return s
 	}
-	log := slog.New(slog.DiscardHandler)
-	w, err := dlq.NewWriter(ctx, []kgo.Opt{kgo.SeedBrokers(st.KafkaAddr())}, schemas.DLQTopic, "bench")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer w.Close()
 
 	// Raw: the same documents, the same batches, nothing else.
 	rawRun := func(i int) timed {
@@ -106,22 +73,88 @@ func BenchmarkConsumerVsRawInsert(b *testing.B) {
 	// The consumer, a fresh group reading the topic from the start.
 	consumerRun := func(i int) timed {
 		group := fmt.Sprintf("bench-%d", i)
-		c, err := New(Config{
-			Topic: schemas.Topic, Group: group,
-			BatchSize: batchSize, BatchTimeout: 250 * time.Millisecond, MaxPollRecords: 1000, FetchMaxBytes: 16 << 20,
-			ShutdownTimeout: 10 * time.Second,
-		}, Deps{
-			KafkaOpts: []kgo.Opt{kgo.SeedBrokers(st.KafkaAddr())}, Decoder: schemas.NewDecoder(rcl),
-			Store: open(fmt.Sprintf("consumer%d", i)), DLQ: w, Ready: ops.NewReadiness(),
-			Registerer: prometheus.NewRegistry(), Log: log,
-		})
-		if err != nil {
-			b.Fatal(err)
-		}
+		c := e.consumer(b, schemas.Topic, group, batchSize, 16<<20, open(fmt.Sprintf("consumer%d", i)), nil)
 		return timeConsumer(ctx, b, st, c, group, benchDocs)
 	}
 
 	compareRuns(b, benchDocs, rawRun, consumerRun)
+}
+
+// bench is what the consumer benchmarks share: the infrastructure, the
+// comment schema registered on it, a dead-letter writer, and n comments as
+// the producer makes them (200 posts, created a millisecond apart), with
+// their encoded values.
+type bench struct {
+	st       *infra.Stack
+	rcl      *sr.Client
+	id       int
+	w        *dlq.Writer
+	comments []schemas.Comment
+	values   [][]byte
+}
+
+func newBench(ctx context.Context, b *testing.B, opts infra.Options, n int) *bench {
+	b.Helper()
+	e := &bench{st: infra.StartT(b, opts)}
+	e.rcl, e.id = kafkatest.Register(ctx, b, e.st.RegistryURL())
+	enc := schemas.NewEncoder(e.id)
+	posts := make([]string, 200)
+	for i := range posts {
+		posts[i] = uuid.NewString()
+	}
+	now := time.Now().UTC()
+	for i := range n {
+		c := schemas.Comment{
+			ID: uuid.Must(uuid.NewV7()).String(), PostID: posts[i%len(posts)],
+			Name: fmt.Sprintf("Author %d", i%311), Text: "What a great post, thanks for sharing it with all of us here!",
+			Address: fmt.Sprintf("%d Main Street, Springfield, IL 62704", i), CreatedAt: time.UnixMilli(now.UnixMilli() + int64(i)).UTC(),
+		}
+		v, err := enc.Encode(&c)
+		if err != nil {
+			b.Fatal(err)
+		}
+		e.comments, e.values = append(e.comments, c), append(e.values, v)
+	}
+	w, err := dlq.NewWriter(ctx, []kgo.Opt{kgo.SeedBrokers(e.st.KafkaAddr())}, schemas.DLQTopic, "bench")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(w.Close)
+	e.w = w
+	return e
+}
+
+// produce produces recs (to the comments topic unless they name another).
+func (e *bench) produce(ctx context.Context, b *testing.B, recs ...*kgo.Record) {
+	b.Helper()
+	kcl, err := kgo.NewClient(kgo.SeedBrokers(e.st.KafkaAddr()), kgo.DefaultProduceTopic(schemas.Topic))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer kcl.Close()
+	if err := kcl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// consumer is a Consumer of a fresh group reading topic from the start, as
+// a service configures it but for the batch size and fetch limit, storing
+// into s and traced by tel (nil: not traced).
+func (e *bench) consumer(b *testing.B, topic, group string, batchSize int, fetchMax int32, s Store, tel *telemetry.Telemetry) *Consumer {
+	b.Helper()
+	c, err := New(Config{
+		Topic: topic, Group: group,
+		BatchSize: batchSize, BatchTimeout: 250 * time.Millisecond, MaxPollRecords: 1000, FetchMaxBytes: fetchMax,
+		ShutdownTimeout: 10 * time.Second,
+	}, Deps{
+		KafkaOpts: []kgo.Opt{kgo.SeedBrokers(e.st.KafkaAddr())}, Decoder: schemas.NewDecoder(e.rcl),
+		Store: s, DLQ: e.w, Ready: ops.NewReadiness(),
+		Registerer: prometheus.NewRegistry(), Log: slog.New(slog.DiscardHandler), Telemetry: tel,
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return c
 }
 
 // timed is one pass over a benchmark's records: its wall-clock time and

@@ -4,22 +4,15 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
-	"log/slog"
 	"sync/atomic"
 	"testing"
-	"time"
 
-	"github.com/google/uuid"
 	"github.com/hamba/avro/v2"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/sr"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
-	"github.com/commentflow/commentflow/consumer/internal/dlq"
 	"github.com/commentflow/commentflow/consumer/internal/store"
 	"github.com/commentflow/commentflow/devstack/infra"
-	"github.com/commentflow/commentflow/platform/ops"
 	"github.com/commentflow/commentflow/platform/telemetry"
 	"github.com/commentflow/commentflow/schemas"
 )
@@ -65,49 +58,15 @@ func BenchmarkConsumerCeiling(b *testing.B) {
 	)
 	topics := infra.DefaultTopics()
 	topics[tracedTopic] = schemas.Partitions
-	st := infra.StartT(b, infra.Options{Topics: topics})
 	ctx := context.Background()
-	rcl, err := sr.NewClient(sr.URLs(st.RegistryURL()))
-	if err != nil {
-		b.Fatal(err)
-	}
-	id, err := schemas.NewRegistry(rcl).Register(ctx)
-	if err != nil {
-		b.Fatal(err)
-	}
-	enc := schemas.NewEncoder(id)
-	kcl, err := kgo.NewClient(kgo.SeedBrokers(st.KafkaAddr()), kgo.DefaultProduceTopic(schemas.Topic))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer kcl.Close()
-	posts := make([]string, 200)
-	for i := range posts {
-		posts[i] = uuid.NewString()
-	}
-	now := time.Now().UTC()
+	e := newBench(ctx, b, infra.Options{Topics: topics}, benchDocs)
+	st := e.st
 	recs := make([]*kgo.Record, 0, 2*benchDocs)
-	for i := range benchDocs {
-		c := schemas.Comment{
-			ID: uuid.Must(uuid.NewV7()).String(), PostID: posts[i%len(posts)],
-			Name: fmt.Sprintf("Author %d", i%311), Text: "What a great post, thanks for sharing it with all of us here!",
-			Address: fmt.Sprintf("%d Main Street, Springfield, IL 62704", i), CreatedAt: time.UnixMilli(now.UnixMilli() + int64(i)).UTC(),
-		}
-		v, err := enc.Encode(&c)
-		if err != nil {
-			b.Fatal(err)
-		}
-		recs = append(recs, &kgo.Record{Key: []byte(c.PostID), Value: v},
-			&kgo.Record{Topic: tracedTopic, Key: []byte(c.PostID), Value: v, Headers: []kgo.RecordHeader{{Key: "traceparent", Value: traceparent()}}})
+	for i, c := range e.comments {
+		recs = append(recs, &kgo.Record{Key: []byte(c.PostID), Value: e.values[i]},
+			&kgo.Record{Topic: tracedTopic, Key: []byte(c.PostID), Value: e.values[i], Headers: []kgo.RecordHeader{{Key: "traceparent", Value: traceparent()}}})
 	}
-	if err := kcl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
-		b.Fatal(err)
-	}
-	w, err := dlq.NewWriter(ctx, []kgo.Opt{kgo.SeedBrokers(st.KafkaAddr())}, schemas.DLQTopic, "bench")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer w.Close()
+	e.produce(ctx, b, recs...)
 
 	// Raw: fetch the records with the same fetch limits and decode each.
 	schema := schemas.CommentSchema()
@@ -147,18 +106,7 @@ func BenchmarkConsumerCeiling(b *testing.B) {
 	consumerRun := func(topic string, tel *telemetry.Telemetry) func(int) timed {
 		return func(i int) timed {
 			group := fmt.Sprintf("ceiling-%s-%d", topic, i)
-			c, err := New(Config{
-				Topic: topic, Group: group,
-				BatchSize: batchSize, BatchTimeout: 250 * time.Millisecond, MaxPollRecords: 1000, FetchMaxBytes: fetchMax,
-				ShutdownTimeout: 10 * time.Second,
-			}, Deps{
-				KafkaOpts: []kgo.Opt{kgo.SeedBrokers(st.KafkaAddr())}, Decoder: schemas.NewDecoder(rcl),
-				Store: discard{}, DLQ: w, Ready: ops.NewReadiness(),
-				Registerer: prometheus.NewRegistry(), Log: slog.New(slog.DiscardHandler), Telemetry: tel,
-			})
-			if err != nil {
-				b.Fatal(err)
-			}
+			c := e.consumer(b, topic, group, batchSize, fetchMax, discard{}, tel)
 			took := timeConsumer(ctx, b, st, c, group, benchDocs)
 			// Export what is queued before the next path's pass.
 			if f, ok := tel.TracerProvider().(interface{ ForceFlush(context.Context) error }); ok {
