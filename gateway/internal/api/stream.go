@@ -145,15 +145,6 @@ func (s *server) streamComments(w http.ResponseWriter, r *http.Request, p stream
 		unavailable(w, r, "The comment stream is not configured on this gateway.")
 		return
 	}
-	if err := o.Hub.State(); err != nil {
-		var ue *stream.UnavailableError
-		if errors.As(err, &ue) && ue.Part == "kafka" {
-			s.streamMetrics.refuse.WithLabelValues("unavailable").Inc()
-			s.log.WarnContext(r.Context(), "stream refused: kafka is unavailable", "err", err)
-			unavailable(w, r, "The comment stream is unavailable: Kafka cannot be reached. The list and item endpoints still work.")
-			return
-		}
-	}
 	if n := s.openStreams.Add(1); n > int64(o.Max) {
 		s.openStreams.Add(-1)
 		s.streamMetrics.refuse.WithLabelValues("limit").Inc()
