@@ -25,14 +25,16 @@ package stream
 
 import (
 	"bytes"
-	"encoding/hex"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/plugin/kotel"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/commentflow/commentflow/schemas"
 )
@@ -133,22 +135,15 @@ func event(dec func([]byte) (schemas.Comment, error), r *kgo.Record) (*Event, er
 	}, nil
 }
 
-// traceID is the trace ID of the record's W3C traceparent header, if any.
+// traceID is the trace ID of the record's W3C traceparent header, if it
+// is a valid one (read by the same propagator and record carrier the
+// services use to continue traces).
 func traceID(r *kgo.Record) string {
-	for _, h := range r.Headers {
-		if h.Key != "traceparent" {
-			continue
-		}
-		parts := strings.Split(string(h.Value), "-")
-		if len(parts) != 4 || len(parts[1]) != 32 || parts[1] != strings.ToLower(parts[1]) || parts[1] == strings.Repeat("0", 32) {
-			return ""
-		}
-		if _, err := hex.DecodeString(parts[1]); err != nil {
-			return ""
-		}
-		return parts[1]
+	sc := trace.SpanContextFromContext(propagation.TraceContext{}.Extract(context.Background(), kotel.NewRecordCarrier(r)))
+	if !sc.TraceID().IsValid() {
+		return ""
 	}
-	return ""
+	return sc.TraceID().String()
 }
 
 // advance sets pos[p] to off+1, growing pos if needed, and returns pos.
