@@ -3,10 +3,12 @@ package observability
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -144,4 +146,77 @@ func TestPrometheusConfigAndRulesWithPromtool(t *testing.T) {
 	runPromtool(t, "check", "config", filepath.Base(PrometheusConfigFile))
 	runPromtool(t, "check", "rules", filepath.Base(AlertsFile))
 	runPromtool(t, "test", "rules", "alerts_test.yml")
+}
+
+// Every panel's queries are valid PromQL once $__rate_interval is replaced,
+// and so is the one graph of each panel that cmd/snapshot draws: promtool
+// parses them all as recording rules.
+func TestPanelQueriesAreValidPromQL(t *testing.T) {
+	var rules strings.Builder
+	rules.WriteString("groups:\n  - name: panels\n    rules:\n")
+	add := func(expr string) {
+		fmt.Fprintf(&rules, "      - record: panel:query\n        expr: %s\n", strconv.Quote(expr))
+	}
+	for _, p := range Panels {
+		for _, q := range p.Queries {
+			add(strings.ReplaceAll(q.Expr, "$__rate_interval", RateInterval))
+		}
+		add(GraphExpr(p))
+	}
+	file := filepath.Join(t.TempDir(), "panels.yml")
+	if err := os.WriteFile(file, []byte(rules.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	runPromtool(t, "check", "rules", file)
+}
+
+func TestGraphExpr(t *testing.T) {
+	for _, tc := range []struct {
+		panel Panel
+		want  string
+	}{
+		{Panel{Queries: []Query{{`sum by (class) (rate(d_total[$__rate_interval]))`, "{{class}}"}}},
+			`sum by (class) (rate(d_total[1m]))`},
+		{Panel{Queries: []Query{{`sum(a)`, "produced"}}}, `sum(a)`},
+		{Panel{Queries: []Query{{`sum(a)`, "produced"}, {`min by (job) (up)`, "{{job}} up"}, {`sum by (route) (r)`, "{{route}}"}}},
+			`label_replace(sum(a), "series", "produced", "", "") or label_replace(min by (job) (up), "series", "up", "", "") or sum by (route) (r)`},
+	} {
+		if got := GraphExpr(tc.panel); got != tc.want {
+			t.Errorf("GraphExpr(%v)\n got %s\nwant %s", tc.panel.Queries, got, tc.want)
+		}
+	}
+}
+
+// The 5xx panel draws 0 while the gateway has answered no 5xx at all (the
+// normal case), not "No data", which an operator cannot tell from a gateway
+// that is not scraped. promtool evaluates the panel's query over requests
+// that were all 200.
+func TestErrorRatioPanelIsZeroWithoutErrors(t *testing.T) {
+	i := slices.IndexFunc(Panels, func(p Panel) bool { return p.Title == "Gateway 5xx ratio" })
+	if i < 0 {
+		t.Fatal(`no panel "Gateway 5xx ratio"`)
+	}
+	dir := t.TempDir()
+	rules := fmt.Sprintf("groups:\n  - name: panel\n    rules:\n      - record: panel:ratio\n        expr: %s\n",
+		strconv.Quote(GraphExpr(Panels[i])))
+	test := `rule_files: [rules.yml]
+evaluation_interval: 15s
+tests:
+  - interval: 15s
+    input_series:
+      - series: 'commentflow_gateway_http_requests_total{route="/api/v1/comments",status="200"}'
+        values: '0+10x20'
+    promql_expr_test:
+      - expr: panel:ratio
+        eval_time: 4m
+        exp_samples:
+          - labels: 'panel:ratio'
+            value: 0
+`
+	for name, text := range map[string]string{"rules.yml": rules, "test.yml": test} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runPromtool(t, "test", "rules", filepath.Join(dir, "test.yml"))
 }
