@@ -131,8 +131,9 @@ var Panels = []Panel{
 	},
 	{
 		Title: "Gateway 5xx ratio", Unit: "percentunit", Width: 12,
+		Description: "Share of requests answered 5xx (0 while there are none, rather than no data).",
 		Queries: []Query{
-			{`sum(rate(commentflow_gateway_http_requests_total{status=~"5.."}[$__rate_interval])) / sum(rate(commentflow_gateway_http_requests_total[$__rate_interval]))`, "5xx / all"},
+			{`(sum(rate(commentflow_gateway_http_requests_total{status=~"5.."}[$__rate_interval])) or vector(0)) / sum(rate(commentflow_gateway_http_requests_total[$__rate_interval]))`, "5xx / all"},
 		},
 	},
 	{
