@@ -124,7 +124,7 @@ commentflow devstack is up (%s). Data in %s — Ctrl-C to stop.
 Inspect:
   curl -s '%[3]s/api/v1/comments?limit=3'
   curl -N '%[3]s/api/v1/comments/stream?post_id=<uuid>'
-  rpk topic consume %[10]s -X brokers=%[4]s -X registry.hosts=%[9]s --use-schema-registry=value -n 5
+  rpk topic consume %[10]s -X brokers=%[4]s -X registry.hosts=%[9]s --use-schema-registry=value -o :end -n 5
   kcat -b %[4]s -C -t %[10]s -s value=avro -r %[5]s -c 5 -e    (a kcat built with Avro support)
   mongosh '%[6]s%[14]s' --eval 'db.%[15]s.find().sort({created_at: -1}).limit(3)'
 

@@ -129,9 +129,35 @@ func TestHostPortsArePublishedOnLocalhostByDefault(t *testing.T) {
 // (or an explicit end offset) instead of waiting for new records.
 var consumeBounded = regexp.MustCompile(`(?:-o|--offset)[ =](?:\S*:end|\d*:\d+)\b`)
 
-// Every inspection command in the README returns on its own, including on
-// an empty topic (the dead-letter topic is normally empty).
-func TestReadmeInspectionCommandsReturn(t *testing.T) {
+// waitsForever says why an inspection command would not return on its own
+// (on an empty topic, say), or "" if it returns.
+func waitsForever(cmd string) string {
+	switch {
+	case strings.Contains(cmd, "rpk topic consume"):
+		if !consumeBounded.MatchString(cmd) {
+			return "waits forever on an empty topic; add -o :end (consume up to the current end, then exit)"
+		}
+	case strings.Contains(cmd, "kcat ") && strings.Contains(cmd, " -C"):
+		if !regexp.MustCompile(`\s-e\b`).MatchString(cmd) {
+			return "waits forever; add -e (exit at the end of the partitions)"
+		}
+	case regexp.MustCompile(`(^|\s)mongosh\s`).MatchString(cmd):
+		if !regexp.MustCompile(`\s--eval\s`).MatchString(cmd) {
+			return "opens an interactive shell; add --eval '<expression>'"
+		}
+	}
+	return ""
+}
+
+// inspects says whether a line runs one of the tools waitsForever knows.
+func inspects(line string) bool {
+	return regexp.MustCompile(`(^|\s)(rpk|kcat|mongosh)\s`).MatchString(line)
+}
+
+// Every inspection command in the README and in the devstack banner returns
+// on its own, including on an empty topic (the dead-letter topic is normally
+// empty).
+func TestInspectionCommandsReturn(t *testing.T) {
 	inBlock := false
 	n := 0
 	for i, line := range strings.Split(readRepoFile(t, "README.md"), "\n") {
@@ -139,24 +165,46 @@ func TestReadmeInspectionCommandsReturn(t *testing.T) {
 			inBlock = !inBlock
 			continue
 		}
-		if !inBlock || strings.HasPrefix(strings.TrimSpace(line), "#") {
+		if !inBlock || strings.HasPrefix(strings.TrimSpace(line), "#") || !inspects(line) {
 			continue
 		}
-		switch {
-		case strings.Contains(line, "rpk topic consume"):
-			n++
-			if !consumeBounded.MatchString(line) {
-				t.Errorf("README line %d: %q waits forever on an empty topic; add -o :end (consume up to the current end, then exit)", i+1, strings.TrimSpace(line))
-			}
-		case strings.Contains(line, "kcat ") && strings.Contains(line, " -C"):
-			n++
-			if !regexp.MustCompile(`\s-e\b`).MatchString(line) {
-				t.Errorf("README line %d: %q waits forever; add -e (exit at the end of the partitions)", i+1, strings.TrimSpace(line))
-			}
+		n++
+		if why := waitsForever(line); why != "" {
+			t.Errorf("README line %d: %q %s", i+1, strings.TrimSpace(line), why)
+		}
+	}
+	if n < 5 {
+		t.Errorf("README: %d inspection commands found; the test looks in the wrong place", n)
+	}
+	n = 0
+	for i, line := range strings.Split(readRepoFile(t, "devstack/main.go"), "\n") {
+		if !inspects(line) || !strings.HasPrefix(line, "  ") {
+			continue // the banner's commands are indented raw-string lines
+		}
+		n++
+		if why := waitsForever(line); why != "" {
+			t.Errorf("devstack banner (main.go line %d): %q %s", i+1, strings.TrimSpace(line), why)
 		}
 	}
 	if n == 0 {
-		t.Error("README has no consume commands: the test looks in the wrong place")
+		t.Error("devstack/main.go: no inspection commands in the banner; the test looks in the wrong place")
+	}
+}
+
+func TestWaitsForever(t *testing.T) {
+	for cmd, returns := range map[string]bool{
+		"rpk topic consume comments.dlq -n 5":                         false,
+		"rpk topic consume comments.dlq -o :end -n 5":                 true,
+		"rpk topic consume comments --offset 0:10":                    true,
+		"rpk group describe comments-writer":                          true,
+		"kcat -b localhost:19092 -C -t comments -c 5":                 false,
+		"kcat -b localhost:19092 -C -t comments -c 5 -e":              true,
+		"docker compose exec mongo mongosh commentflow":               false,
+		"mongosh 'mongodb://localhost:27017/commentflow' --eval 'db'": true,
+	} {
+		if got := waitsForever(cmd) == ""; got != returns {
+			t.Errorf("waitsForever(%q) = %q: returns %v, want %v", cmd, waitsForever(cmd), got, returns)
+		}
 	}
 }
 
