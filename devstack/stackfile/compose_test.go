@@ -534,3 +534,32 @@ func TestServicesExportTracesToJaeger(t *testing.T) {
 		}
 	}
 }
+
+// The README names every third-party image the stacks and the Dockerfile
+// use, with the very tag they pin (a registry host may be left out).
+func TestReadmeNamesThePinnedImages(t *testing.T) {
+	readme := readRepoFile(t, "README.md")
+	images := map[string]string{} // image -> where
+	for _, spec := range allStacks() {
+		p, _ := loadStack(t, spec)
+		for _, name := range p.ServiceNames() {
+			img := stackService(t, spec, name).Image
+			if !strings.HasPrefix(img, "commentflow/") {
+				images[img] = fmt.Sprintf("%s: %s", spec, name)
+			}
+		}
+	}
+	_, stages := dockerfile(t)
+	for _, s := range stages {
+		images[s.image] = "Dockerfile"
+	}
+	for img, where := range images {
+		short := img
+		if host, rest, ok := strings.Cut(img, "/"); ok && strings.Contains(host, ".") {
+			short = rest // docker.redpanda.com/redpandadata/redpanda:v1 -> redpandadata/redpanda:v1
+		}
+		if !strings.Contains(readme, "`"+img+"`") && !strings.Contains(readme, "`"+short+"`") {
+			t.Errorf("README does not name the image %s (%s) as `%s`", img, where, short)
+		}
+	}
+}
