@@ -563,3 +563,25 @@ func TestReadmeNamesThePinnedImages(t *testing.T) {
 		}
 	}
 }
+
+// The quick start's "Ports ... must be free" lists exactly the host ports
+// `docker compose up` publishes.
+func TestReadmeListsThePortsToFree(t *testing.T) {
+	readme := strings.Join(strings.Fields(readRepoFile(t, "README.md")), " ")
+	m := regexp.MustCompile(`Ports ([0-9, and]+) must be free`).FindStringSubmatch(readme)
+	if m == nil {
+		t.Fatal(`README: no "Ports ... must be free" sentence`)
+	}
+	listed := regexp.MustCompile(`\d+`).FindAllString(m[1], -1)
+	var published []string
+	for _, name := range composeProject(t).ServiceNames() {
+		for _, p := range service(t, name).Ports {
+			published = append(published, p.Published)
+		}
+	}
+	slices.Sort(listed)
+	slices.Sort(published)
+	if !slices.Equal(listed, published) {
+		t.Errorf("README says ports %v must be free; docker-compose.yml publishes %v", listed, published)
+	}
+}
