@@ -5,6 +5,7 @@ import (
 	"path"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/compose-spec/compose-go/v2/types"
@@ -15,6 +16,9 @@ import (
 
 // observabilityStack is `docker compose --profile observability`.
 var observabilityStack = stackSpec{files: []string{"docker-compose.yml"}, profiles: []string{"observability"}}
+
+// clusterObservabilityStack is the cluster with the profile.
+var clusterObservabilityStack = stackSpec{files: clusterStack.files, profiles: observabilityStack.profiles}
 
 var observabilityServices = []string{"prometheus", "grafana"}
 
@@ -128,8 +132,24 @@ func TestPrometheusScrapesEveryService(t *testing.T) {
 				t.Errorf("job consumer: dns_sd_configs %+v, want names [consumer], type A, port %s", d, listenPort("consumer"))
 			}
 		case "redpanda":
-			if sc.MetricsPath != "/public_metrics" || len(sc.StaticConfigs) != 1 || !slices.Equal(sc.StaticConfigs[0].Targets, []string{"redpanda:9644"}) {
-				t.Errorf("job redpanda: %+v, want redpanda:9644 at /public_metrics (the Admin API)", sc)
+			// Every broker's Admin API, in the single-broker stack and in
+			// the cluster (compose.cluster.yml with the profile): through
+			// Docker's DNS, so that a broker name the stack does not have
+			// gives no target rather than one that is down.
+			if sc.MetricsPath != "/public_metrics" || len(sc.StaticConfigs) != 0 || len(sc.DNSSDConfigs) != 1 ||
+				sc.DNSSDConfigs[0].Type != "A" || strconv.Itoa(sc.DNSSDConfigs[0].Port) != adminPort {
+				t.Errorf("job redpanda: %+v, want /public_metrics (the Admin API) of dns_sd_configs names, type A, port %s", sc, adminPort)
+				continue
+			}
+			for _, spec := range []stackSpec{observabilityStack, clusterObservabilityStack} {
+				p, _ := loadStack(t, spec)
+				for _, name := range p.ServiceNames() {
+					s := stackService(t, spec, name)
+					if strings.Contains(s.Image, "redpandadata/redpanda:") && s.Entrypoint == nil &&
+						!slices.Contains(sc.DNSSDConfigs[0].Names, name) {
+						t.Errorf("%s: job redpanda does not scrape broker %s (names %q)", spec, name, sc.DNSSDConfigs[0].Names)
+					}
+				}
 			}
 		default:
 			t.Errorf("unexpected scrape job %s", sc.JobName)
