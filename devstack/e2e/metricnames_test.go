@@ -151,16 +151,49 @@ func TestDashboardAndAlertMetricsAreExposed(t *testing.T) {
 	}
 }
 
-// similar lists exposed names that share the missing name's last two words
-// (such as http_requests_total), to point at a rename.
+// similar lists the exposed names of the same service (commentflow_<service>_)
+// that share a word with the missing name, other than the unit and type
+// suffixes, to point at a rename (dead_lettered_total -> dead_letters_total).
 func similar(name string, exposed []string) []string {
-	parts := strings.Split(name, "_")
-	tail := "_" + strings.Join(parts[max(0, len(parts)-2):], "_")
+	prefix, words := metricWords(name)
 	var out []string
 	for _, e := range exposed {
-		if strings.HasSuffix(e, tail) || strings.HasSuffix(name, strings.TrimPrefix(e, "commentflow_")) {
+		p, ws := metricWords(e)
+		if p == prefix && slices.ContainsFunc(ws, func(w string) bool { return slices.Contains(words, w) }) {
 			out = append(out, e)
 		}
 	}
 	return out
+}
+
+// metricWords splits commentflow_<service>_<words> into its prefix and
+// words, leaving out the suffixes most names share.
+func metricWords(name string) (prefix string, words []string) {
+	parts := strings.Split(name, "_")
+	if len(parts) > 2 && parts[0] == "commentflow" {
+		prefix, parts = strings.Join(parts[:2], "_"), parts[2:]
+	}
+	for _, w := range parts {
+		if !slices.Contains([]string{"total", "seconds", "bytes", "bucket", "sum", "count", "info"}, w) {
+			words = append(words, w)
+		}
+	}
+	return prefix, words
+}
+
+func TestSimilar(t *testing.T) {
+	exposed := []string{
+		"commentflow_consumer_dead_letters_total", "commentflow_consumer_documents_stored_total",
+		"commentflow_gateway_streams_open", "commentflow_producer_ready", "commentflow_consumer_ready", "go_goroutines",
+	}
+	for name, want := range map[string][]string{
+		"commentflow_consumer_dead_lettered_total": {"commentflow_consumer_dead_letters_total"},
+		"commentflow_gateway_open_streams":         {"commentflow_gateway_streams_open"},
+		"commentflow_producer_is_ready":            {"commentflow_producer_ready"},
+		"commentflow_gateway_http_requests_total":  nil,
+	} {
+		if got := similar(name, exposed); !slices.Equal(got, want) {
+			t.Errorf("similar(%q) = %q, want %q", name, got, want)
+		}
+	}
 }
