@@ -133,21 +133,27 @@ func TestPrometheusScrapesEveryService(t *testing.T) {
 			}
 		case "redpanda":
 			// Every broker's Admin API, in the single-broker stack and in
-			// the cluster (compose.cluster.yml with the profile): through
-			// Docker's DNS, so that a broker name the stack does not have
-			// gives no target rather than one that is down.
-			if sc.MetricsPath != "/public_metrics" || len(sc.StaticConfigs) != 0 || len(sc.DNSSDConfigs) != 1 ||
-				sc.DNSSDConfigs[0].Type != "A" || strconv.Itoa(sc.DNSSDConfigs[0].Port) != adminPort {
-				t.Errorf("job redpanda: %+v, want /public_metrics (the Admin API) of dns_sd_configs names, type A, port %s", sc, adminPort)
-				continue
+			// the cluster (compose.cluster.yml with the profile): redpanda
+			// as a static target (a stopped one is up == 0), the others
+			// through Docker's DNS, so that the single-broker stack gets no
+			// target for the brokers it does not have.
+			if sc.MetricsPath != "/public_metrics" || len(sc.StaticConfigs) != 1 ||
+				!slices.Equal(sc.StaticConfigs[0].Targets, []string{"redpanda:" + adminPort}) {
+				t.Errorf("job redpanda: %+v, want the static target redpanda:%s at /public_metrics (the Admin API)", sc, adminPort)
+			}
+			scraped := []string{"redpanda"}
+			for _, d := range sc.DNSSDConfigs {
+				if d.Type != "A" || strconv.Itoa(d.Port) != adminPort {
+					t.Errorf("job redpanda: dns_sd_configs %+v, want type A, port %s", d, adminPort)
+				}
+				scraped = append(scraped, d.Names...)
 			}
 			for _, spec := range []stackSpec{observabilityStack, clusterObservabilityStack} {
 				p, _ := loadStack(t, spec)
 				for _, name := range p.ServiceNames() {
 					s := stackService(t, spec, name)
-					if strings.Contains(s.Image, "redpandadata/redpanda:") && s.Entrypoint == nil &&
-						!slices.Contains(sc.DNSSDConfigs[0].Names, name) {
-						t.Errorf("%s: job redpanda does not scrape broker %s (names %q)", spec, name, sc.DNSSDConfigs[0].Names)
+					if strings.Contains(s.Image, "redpandadata/redpanda:") && s.Entrypoint == nil && !slices.Contains(scraped, name) {
+						t.Errorf("%s: job redpanda does not scrape broker %s (it scrapes %q)", spec, name, scraped)
 					}
 				}
 			}
