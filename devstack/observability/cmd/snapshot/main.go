@@ -177,7 +177,12 @@ scrape_configs:
 	stop := func() { _ = cmd.Process.Signal(syscall.SIGTERM); _ = cmd.Wait() }
 	url := "http://" + addr
 	for deadline := time.Now().Add(time.Minute); ; time.Sleep(time.Second) {
-		if resp, err := http.Get(url + "/-/ready"); err == nil { //nolint:gosec,noctx // G107: a local URL
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url+"/-/ready", nil)
+		if err != nil {
+			stop()
+			return "", nil, err
+		}
+		if resp, err := http.DefaultClient.Do(req); err == nil {
 			_ = resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
 				return url, stop, nil
