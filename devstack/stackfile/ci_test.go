@@ -31,3 +31,23 @@ func TestWorkflowInstallsWhatCIRunInstalls(t *testing.T) {
 		}
 	}
 }
+
+// The workflow runs .ci/run itself rather than a copy of its steps, so the
+// two cannot drift apart (the copy once lacked the e2e kill loop).
+func TestWorkflowRunsCIRun(t *testing.T) {
+	wf := readRepoFile(t, ".github/workflows/ci.yml")
+	if !regexp.MustCompile(`(?m)^\s+run: bash \.ci/run\s*$`).MatchString(wf) {
+		t.Errorf(".github/workflows/ci.yml has no step `run: bash .ci/run`")
+	}
+	var code []string // the workflow without its comments
+	for line := range strings.Lines(wf) {
+		if !strings.HasPrefix(strings.TrimSpace(line), "#") {
+			code = append(code, line)
+		}
+	}
+	for _, copied := range []string{"go test", "go vet", "gofmt -l", ".ci/lint"} {
+		if strings.Contains(strings.Join(code, ""), copied) {
+			t.Errorf(".github/workflows/ci.yml runs %q itself; let .ci/run do it", copied)
+		}
+	}
+}
