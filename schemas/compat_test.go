@@ -69,20 +69,40 @@ func TestRegisterKeepsTheOperatorsCompatibility(t *testing.T) {
 }
 
 // A subject with no level of its own gets BACKWARD, whatever the global
-// level.
+// level, and whatever the registry answers by default for a subject
+// without one: Confluent's and Redpanda's 404 (defaultToGlobal=false), or
+// srfake's global level (the devstack's registry), which Register must not
+// take for the subject's own.
 func TestRegisterSetsBackwardWhenTheSubjectHasNone(t *testing.T) {
-	ctx := context.Background()
-	reg := srfake.New(srfake.WithGlobalCompat(sr.CompatNone))
-	t.Cleanup(reg.Close)
-	cl := confluentClient(t, reg)
-	r := schemas.NewRegistry(cl)
-	if _, err := r.Register(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if got := subjectLevel(t, cl); got != sr.CompatBackward {
-		t.Fatalf("subject compatibility is %s, want BACKWARD", got)
-	}
-	if level, set := r.Compatibility(); level != "BACKWARD" || !set {
-		t.Errorf("Compatibility() = %s, %v; want BACKWARD, true", level, set)
+	for _, tc := range []struct {
+		name   string
+		client func(*testing.T, *srfake.Registry) *sr.Client
+	}{
+		{"404 for no level of its own", confluentClient},
+		{"the global level for no level of its own", func(t *testing.T, reg *srfake.Registry) *sr.Client {
+			t.Helper()
+			cl, err := sr.NewClient(sr.URLs(reg.URL()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return cl
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			reg := srfake.New(srfake.WithGlobalCompat(sr.CompatNone))
+			t.Cleanup(reg.Close)
+			cl := tc.client(t, reg)
+			r := schemas.NewRegistry(cl)
+			if _, err := r.Register(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if got := subjectLevel(t, confluentClient(t, reg)); got != sr.CompatBackward {
+				t.Fatalf("subject compatibility is %s, want BACKWARD", got)
+			}
+			if level, set := r.Compatibility(); level != "BACKWARD" || !set {
+				t.Errorf("Compatibility() = %s, %v; want BACKWARD, true", level, set)
+			}
+		})
 	}
 }

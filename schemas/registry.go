@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 
 	"github.com/hamba/avro/v2"
 	"github.com/twmb/franz-go/pkg/sr"
@@ -85,11 +86,13 @@ func (r *Registry) Register(ctx context.Context) (int, error) {
 }
 
 // ensureCompatibility reads the subject's own compatibility level and sets
-// BACKWARD only when it has none. A registry answers 404 for a subject
-// without a level of its own (Confluent's and Redpanda's default,
-// defaultToGlobal=false).
+// BACKWARD only when it has none. It asks with defaultToGlobal=false, so a
+// registry answers 404 for a subject without a level of its own: that is
+// Confluent's and Redpanda's default, but others (srfake) answer the global
+// level unless told, which must not be taken for the subject's.
 func (r *Registry) ensureCompatibility(ctx context.Context) error {
-	res := r.cl.Compatibility(ctx, r.subject)
+	own := sr.WithParams(ctx, sr.RawParams(url.Values{"defaultToGlobal": {"false"}}))
+	res := r.cl.Compatibility(own, r.subject)
 	var err error
 	if len(res) == 1 {
 		err = res[0].Err

@@ -298,8 +298,11 @@ func TestRegistrationIsIdempotentAcrossRestarts(t *testing.T) {
 			t.Fatalf("run %d: no %q line", i, msg)
 		}
 		ids = append(ids, l.num("schema_id"))
-		if i < 2 && l["compatibility"] != "BACKWARD" {
-			t.Errorf("run %d: compatibility in force %v, want BACKWARD logged", i, l["compatibility"])
+		// The first run finds the subject without a level of its own and
+		// sets BACKWARD; the second finds that level and keeps it.
+		if i < 2 && (l["compatibility"] != "BACKWARD" || l["compatibility_set_by_producer"] != (i == 0)) {
+			t.Errorf("run %d: compatibility %v set by the producer %v; want BACKWARD, %v",
+				i, l["compatibility"], l["compatibility_set_by_producer"], i == 0)
 		}
 	}
 	if ids[0] == 0 || ids[1] != ids[0] || ids[2] != ids[0] {
@@ -326,6 +329,38 @@ func TestRegistrationIsIdempotentAcrossRestarts(t *testing.T) {
 		if float64(r.SchemaID) != ids[0] {
 			t.Fatalf("record framed with schema %d, want %v", r.SchemaID, ids[0])
 		}
+	}
+}
+
+// An operator's compatibility level on the subject is kept, never lowered
+// to BACKWARD, and the producer logs the level in force (issue 12).
+func TestRegistrationKeepsTheOperatorsCompatibility(t *testing.T) {
+	st := infra.StartT(t, infra.Options{})
+	cl, err := sr.NewClient(sr.URLs(st.RegistryURL()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, r := range cl.SetCompatibility(ctx, sr.SetCompatibility{Level: sr.CompatFullTransitive}, schemas.Subject) {
+		if r.Err != nil {
+			t.Fatal(r.Err)
+		}
+	}
+	in := runMain(t, with(baseEnv(st), "PRODUCER_COUNT", "1", "LOG_LEVEL", "info"))
+	if in.code != 0 {
+		t.Fatalf("exit %d; stderr: %s", in.code, in.stderr.String())
+	}
+	l, ok := find(in.logs(t), "schema registered")
+	if !ok {
+		t.Fatal(`no "schema registered" line`)
+	}
+	if l["compatibility"] != "FULL_TRANSITIVE" || l["compatibility_set_by_producer"] != false {
+		t.Errorf("logged compatibility %v, set by the producer %v; want FULL_TRANSITIVE, false",
+			l["compatibility"], l["compatibility_set_by_producer"])
+	}
+	compat := cl.Compatibility(ctx, schemas.Subject)
+	if len(compat) != 1 || compat[0].Err != nil || compat[0].Level != sr.CompatFullTransitive {
+		t.Fatalf("subject compatibility %+v after the producer ran, want the operator's FULL_TRANSITIVE", compat)
 	}
 }
 
