@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -238,5 +239,28 @@ func TestStoreRefusalGoesToTheDeadLetterTopic(t *testing.T) {
 	}
 	if got := in.metric(t, "commentflow_consumer_dead_lettered_total", `class="store"`); got != 1 {
 		t.Errorf("dead_lettered_total{class=store} = %v, want 1", got)
+	}
+}
+
+// The same comment sent once with upper-case UUIDs and once with lower-case
+// ones is one comment (issue 12): one document, under the lower-case id
+// (RFC 9562's form, the one the API looks up), the second copy counted as
+// already stored; the comments after them are stored too.
+func TestBothSpellingsOfAUUIDAreOneComment(t *testing.T) {
+	s := newStack(t)
+	ev := s.events()
+	c := ev.comment()
+	upper := c
+	upper.ID, upper.PostID = strings.ToUpper(c.ID), strings.ToUpper(c.PostID)
+	v, err := ev.enc.Encode(&upper)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.produce(&kgo.Record{Key: []byte(c.PostID), Value: v}, ev.record(c)) // one partition, upper case first
+	ev.produce(20)
+	in := s.start("a", s.env())
+	s.waitAllStored(ev) // c under its lower-case id, once
+	if got := in.metric(t, "commentflow_consumer_duplicates_skipped_total"); got != 1 {
+		t.Errorf("duplicates_skipped_total = %v, want 1 (the second spelling)", got)
 	}
 }
