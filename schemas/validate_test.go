@@ -3,10 +3,14 @@ package schemas_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
+	"os"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hamba/avro/v2"
 
 	"github.com/commentflow/commentflow/schemas"
 )
@@ -56,6 +60,7 @@ func TestValidateRefuses(t *testing.T) {
 		{"max int64 ms", func(c *schemas.Comment) { c.CreatedAt = time.UnixMilli(math.MaxInt64) }, "created_at"},
 		{"year 0", func(c *schemas.Comment) { c.CreatedAt = time.Date(0, 1, 1, 0, 0, 0, 0, time.UTC) }, "created_at"},
 		{"min int64 ms", func(c *schemas.Comment) { c.CreatedAt = time.UnixMilli(math.MinInt64) }, "created_at"},
+		{"0001-01-01 (Go's zero time)", func(c *schemas.Comment) { c.CreatedAt = time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC) }, "created_at"},
 		{"before 1970", func(c *schemas.Comment) { c.CreatedAt = time.Date(1969, 12, 31, 23, 59, 59, 0, time.UTC) }, "created_at"},
 		{"too far in the future", func(c *schemas.Comment) { c.CreatedAt = now.Add(schemas.DefaultMaxFutureSkew + time.Minute) }, "created_at"},
 		{"text invalid utf-8", func(c *schemas.Comment) { c.Text = "ab\xffcd" }, "text"},
@@ -140,5 +145,57 @@ func TestDecodeRefusesTrailingBytes(t *testing.T) {
 	_, _, err := schemas.NewDecoder(cl).Decode(ctx, append(b, 0, 1, 2))
 	if !errors.Is(err, schemas.ErrAvroDecode) {
 		t.Fatalf("record with 3 trailing bytes: got %v, want avro_decode", err)
+	}
+}
+
+// The contract's numbers are written in comment.avsc's field docs and the
+// README's "What a valid comment is" table; they must be the ones
+// Validate uses.
+func TestContractLimitsAreDocumented(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(readme), "**What a valid comment is.**")
+	if !ok {
+		t.Fatal(`README has no "What a valid comment is" section`)
+	}
+	section, _, _ = strings.Cut(section, "\n\n**")
+	row := func(field string) string {
+		for line := range strings.Lines(section) {
+			if strings.HasPrefix(line, "| `"+field+"` |") {
+				return line
+			}
+		}
+		t.Errorf("README's contract table has no row for %s", field)
+		return ""
+	}
+	docs := map[string]string{}
+	for _, f := range schemas.CommentSchema().(*avro.RecordSchema).Fields() {
+		docs[f.Name()] = f.Doc()
+	}
+	minDate := schemas.MinCreatedAt.Format(time.RFC3339)
+	skew := schemas.DefaultMaxFutureSkew
+	for field, want := range map[string][]string{
+		"name":       {fmt.Sprintf("at most %d characters", schemas.MaxNameLen)},
+		"text":       {fmt.Sprintf("at most %d characters", schemas.MaxTextLen)},
+		"address":    {fmt.Sprintf("at most %d characters", schemas.MaxAddressLen)},
+		"created_at": {minDate},
+	} {
+		for _, w := range want {
+			if !strings.Contains(docs[field], w) {
+				t.Errorf("comment.avsc: %s's doc %q does not say %q", field, docs[field], w)
+			}
+			if r := row(field); !strings.Contains(r, w) {
+				t.Errorf("README: the %s row %q does not say %q", field, r, w)
+			}
+		}
+	}
+	if w := fmt.Sprintf("(%g hour unless configured)", skew.Hours()); !strings.Contains(docs["created_at"], w) {
+		t.Errorf("comment.avsc: created_at's doc %q does not say %q", docs["created_at"], w)
+	}
+	short := strings.TrimSuffix(strings.TrimSuffix(skew.String(), "0s"), "0m") // 1h0m0s -> 1h
+	if w := "`CREATED_AT_MAX_SKEW` (default " + short + ")"; !strings.Contains(row("created_at"), w) {
+		t.Errorf("README: the created_at row does not say %q", w)
 	}
 }
