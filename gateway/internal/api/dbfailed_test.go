@@ -3,7 +3,6 @@ package api
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -22,7 +21,7 @@ import (
 // issue's cases, as the driver returns them, through the handlers' path.
 func TestDatabaseFailureAnswers(t *testing.T) {
 	cmd := func(code int32, name, msg string) error {
-		return fmt.Errorf("find comments: %w", mongo.CommandError{Code: code, Name: name, Message: msg})
+		return mongo.CommandError{Code: code, Name: name, Message: msg}
 	}
 	tests := []struct {
 		name string
