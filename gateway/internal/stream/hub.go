@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/commentflow/commentflow/platform/backoff"
@@ -30,8 +31,9 @@ type Options struct {
 	Buffer int
 	// Log; nil discards.
 	Log *slog.Logger
-	// Registerer receives the hub's metric (poison records skipped); nil
-	// registers nowhere.
+	// Registerer receives the hub's metric (records skipped: poison, or
+	// deleted by retention before the gateway read them); nil registers
+	// nowhere.
 	Registerer prometheus.Registerer
 }
 
@@ -74,7 +76,7 @@ func NewHub(o Options) (*Hub, error) {
 		subs:  map[*subscriber]struct{}{}, done: make(chan struct{}),
 		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "commentflow_gateway_stream_records_skipped_total",
-			Help: "Records of the comments topic the stream skipped because they cannot be decoded (poison; the consumer dead-letters them), by class.",
+			Help: "Records of the comments topic the stream skipped, by class: a poison class (cannot be decoded; the consumer dead-letters them), or retention (deleted before the gateway's reader got to them; the streams are sent a skipped event).",
 		}, []string{"class"}),
 	}
 	if o.Registerer != nil {
@@ -166,6 +168,11 @@ func listOffsets(ctx context.Context, opts []kgo.Opt, topic string, start bool) 
 		return nil, 0, err
 	}
 	defer cl.Close()
+	return listOffsetsWith(ctx, cl, topic, start)
+}
+
+// listOffsetsWith is listOffsets with the client cl.
+func listOffsetsWith(ctx context.Context, cl *kgo.Client, topic string, start bool) ([]int64, int, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	adm := kadm.NewClient(cl)
@@ -194,14 +201,87 @@ func listOffsets(ctx context.Context, opts []kgo.Opt, topic string, start bool) 
 	return offs, len(ps), nil
 }
 
-// consume reads from end until ctx ends.
-func (h *Hub) consume(ctx context.Context, end []int64) {
-	parts := make(map[int32]kgo.Offset, len(end))
-	for p, o := range end {
+// newReader returns a client reading topic directly from pos. An
+// OffsetOutOfRange (the reader fell behind retention) is not reset
+// silently but returned in the fetches, for realign.
+func newReader(opts []kgo.Opt, topic string, pos []int64) (*kgo.Client, error) {
+	parts := make(map[int32]kgo.Offset, len(pos))
+	for p, o := range pos {
 		parts[int32(p)] = kgo.NewOffset().At(o)
 	}
-	cl, err := kgo.NewClient(append(slices.Clone(h.o.KafkaOpts),
-		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{h.o.Topic: parts}))...)
+	return kgo.NewClient(append(slices.Clone(opts),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: parts}),
+		kgo.ConsumeResetOffset(kgo.NoResetOffset()))...)
+}
+
+// outOfRange returns the partitions of fetches that answered
+// OffsetOutOfRange, and passes every other error to other.
+func outOfRange(fetches kgo.Fetches, other func(p int32, err error)) []int32 {
+	var ps []int32
+	fetches.EachError(func(_ string, p int32, err error) {
+		if errors.Is(err, kerr.OffsetOutOfRange) {
+			ps = append(ps, p)
+			return
+		}
+		other(p, err)
+	})
+	return ps
+}
+
+// realign moves a reader of topic (cl, from newReader) at pos whose
+// partitions ps answered OffsetOutOfRange back into each partition's log,
+// and returns the gaps, by partition: where it fell below a partition's
+// start, it resumes at the start, and the records between (deleted by
+// retention before it read them) are a gap. Where the log now ends before
+// pos (the broker lost records: an unclean leader election, a recreated
+// topic), it resumes at the end with a warning, as franz-go's own reset
+// does, and the offsets read again are delivered as they come. The caller
+// moves pos past the gaps.
+func realign(ctx context.Context, log *slog.Logger, cl *kgo.Client, topic string, pos []int64, ps []int32) ([]Gap, error) {
+	start, _, err := listOffsetsWith(ctx, cl, topic, true)
+	if err != nil {
+		return nil, err
+	}
+	end, _, err := listOffsetsWith(ctx, cl, topic, false)
+	if err != nil {
+		return nil, err
+	}
+	var gaps []Gap
+	set := map[int32]kgo.EpochOffset{}
+	for _, p := range ps {
+		if int(p) >= min(len(pos), len(start), len(end)) {
+			continue // not a partition the reader was given
+		}
+		o := min(max(pos[p], start[p]), end[p])
+		set[p] = kgo.EpochOffset{Offset: o, Epoch: -1}
+		switch {
+		case o > pos[p]:
+			gaps = append(gaps, Gap{Partition: p, From: pos[p], To: o})
+		case o < pos[p]:
+			log.WarnContext(ctx, "stream: the partition's log ends before the reader's position (the broker lost records); reading on from its end",
+				"partition", p, "position", pos[p], "end", o)
+		}
+	}
+	cl.SetOffsets(map[string]map[int32]kgo.EpochOffset{topic: set})
+	slices.SortFunc(gaps, func(a, b Gap) int { return int(a.Partition - b.Partition) })
+	return gaps, nil
+}
+
+// fellBehind logs and counts gaps that reader (the hub, or a catch-up)
+// skipped because retention deleted the records before it read them.
+func (h *Hub) fellBehind(ctx context.Context, reader string, gaps []Gap) {
+	var n int64
+	for _, g := range gaps {
+		n += g.To - g.From
+	}
+	h.skipped.WithLabelValues("retention").Add(float64(n))
+	h.o.Log.WarnContext(ctx, "stream: retention deleted records before the gateway read them; the streams are sent a skipped event",
+		"reader", reader, "records", n, "gaps", gaps)
+}
+
+// consume reads from end until ctx ends.
+func (h *Hub) consume(ctx context.Context, end []int64) {
+	cl, err := newReader(h.o.KafkaOpts, h.o.Topic, end)
 	if err != nil {
 		h.setState(&UnavailableError{Part: "kafka", Err: err})
 		return
@@ -222,8 +302,8 @@ func (h *Hub) consume(ctx context.Context, end []int64) {
 		if fetches.IsClientClosed() || ctx.Err() != nil {
 			return
 		}
-		fetches.EachError(func(t string, p int32, err error) {
-			h.o.Log.WarnContext(ctx, "stream: fetch", "topic", t, "partition", p, "err", err)
+		behind := outOfRange(fetches, func(p int32, err error) {
+			h.o.Log.WarnContext(ctx, "stream: fetch", "topic", h.o.Topic, "partition", p, "err", err)
 		})
 		fetches.EachRecord(func(r *kgo.Record) {
 			ev, err := event(decode, r)
@@ -232,6 +312,52 @@ func (h *Hub) consume(ctx context.Context, end []int64) {
 			}
 			h.publish(r, ev, err)
 		})
+		if len(behind) > 0 {
+			h.catchUpRetention(ctx, cl, behind)
+		}
+	}
+}
+
+// catchUpRetention moves the hub past the records retention deleted before
+// it read them in partitions ps, and tells every subscriber that had not
+// got that far: whatever its filter, since a gap may hold any post's
+// comments. If the offsets cannot be listed now, the next fetch fails the
+// same way and this is tried again.
+func (h *Hub) catchUpRetention(ctx context.Context, cl *kgo.Client, ps []int32) {
+	gaps, err := realign(ctx, h.o.Log, cl, h.o.Topic, h.Position(), ps) // only this goroutine moves h.pos
+	if err != nil {
+		if ctx.Err() == nil {
+			h.o.Log.WarnContext(ctx, "stream: cannot list the offsets of partitions read out of range; retrying", "partitions", ps, "err", err)
+		}
+		return
+	}
+	if len(gaps) == 0 {
+		return
+	}
+	h.fellBehind(ctx, "hub", gaps)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, g := range gaps {
+		h.pos[g.Partition] = g.To
+	}
+	for s := range h.subs {
+		var mine []Gap
+		for _, g := range gaps {
+			if int(g.Partition) < len(s.from) {
+				g.From = max(g.From, s.from[g.Partition]) // s may start ahead of the hub
+			}
+			if g.From < g.To {
+				mine = append(mine, g)
+			}
+		}
+		if len(mine) == 0 {
+			continue
+		}
+		select {
+		case s.ch <- &Event{Gaps: mine, Pos: s.position(h.pos)}:
+		default:
+			h.drop(s, ErrSlow)
+		}
 	}
 }
 
@@ -350,11 +476,17 @@ func (h *Hub) idlePos(s *subscriber) ([]int64, bool) {
 	if len(s.ch) > 0 || s.err != nil {
 		return nil, false
 	}
-	pos := slices.Clone(h.pos)
-	for p := range min(len(pos), len(s.from)) { // s may start ahead of the hub
+	return s.position(h.pos), true
+}
+
+// position is s's position when the hub is at pos and s has nothing
+// buffered: pos, or s.from where s started ahead of the hub.
+func (s *subscriber) position(pos []int64) []int64 {
+	pos = slices.Clone(pos)
+	for p := range min(len(pos), len(s.from)) {
 		pos[p] = max(pos[p], s.from[p])
 	}
-	return pos, true
+	return pos
 }
 
 // live returns the hub's position, or why it cannot serve.
@@ -370,8 +502,8 @@ func (h *Hub) live() ([]int64, error) {
 	return slices.Clone(h.pos), nil
 }
 
-// SkippedCounter is the counter of poison records skipped of class (for
-// tests).
+// SkippedCounter is the counter of records skipped of class (a poison
+// class, or "retention"; for tests).
 func (h *Hub) SkippedCounter(class string) prometheus.Counter {
 	return h.skipped.WithLabelValues(class)
 }

@@ -13,10 +13,18 @@
 // A position is the offset of the next record to read in every partition.
 // Every item a subscriber receives carries the position right after it, for
 // that subscriber: resuming from it continues exactly after that item,
-// since every record before it was either delivered or did not match the
-// subscriber's filter. Records of one post share a key (the post id), hence
+// since every record before it was delivered, did not match the
+// subscriber's filter, or was named in a gaps item (below). Records of one post share a key (the post id), hence
 // a partition, so the order of a post's comments is the topic's; comments of
 // different posts may interleave differently on each read.
+//
+// Retention can delete records before they are read: those of a resume
+// position older than the topic retains, and those the gateway's own
+// reader (the hub, or a catch-up) did not get to in time, say after it
+// could not reach Kafka for longer than the topic retains. Either way the
+// subscriber is told, with a gaps item naming the deleted offsets (whatever
+// its filter, since they may hold any post's comments), and the stream
+// goes on after them; nothing is skipped silently.
 //
 // Each subscriber has a bounded buffer. When the hub finds it full, the
 // subscriber is dropped (ErrSlow) rather than let it hold the hub back or
@@ -86,7 +94,9 @@ type Comment struct {
 // TimeFormat renders instants as the API does: RFC 3339, UTC, milliseconds.
 const TimeFormat = "2006-01-02T15:04:05.000Z07:00"
 
-// Event is one decoded record, shared by every subscriber (read-only).
+// Event is one decoded record, shared by every subscriber (read-only); or,
+// with Gaps set (and only Pos besides), a subscriber's notice that the hub
+// fell behind the topic's retention.
 type Event struct {
 	Partition int32
 	Offset    int64
@@ -96,18 +106,21 @@ type Event struct {
 	Produced  time.Time // the record's timestamp
 	// Pos is the hub's position right after this record.
 	Pos []int64
+	// Gaps, for a notice, are the records the subscriber cannot get.
+	Gaps []Gap
 }
 
-// Gap is a range of offsets of a partition that a resuming subscriber
-// cannot get: retention deleted them.
+// Gap is a range of offsets of a partition that a subscriber cannot get:
+// retention deleted them before it (or the hub reading for it) got there.
 type Gap struct {
 	Partition int32 `json:"partition"`
 	From      int64 `json:"from_offset"`
 	To        int64 `json:"to_offset"` // exclusive
 }
 
-// Item is what a subscription yields: a comment, or the gaps a resume
-// could not fill (first, once).
+// Item is what a subscription yields: a comment, or the gaps it could not
+// fill: first, when the resume position is older than the topic retains;
+// or at any point, when the gateway's reader fell behind retention.
 type Item struct {
 	Event *Event // nil for a gaps item
 	Gaps  []Gap
@@ -184,7 +197,7 @@ func Skipped(gaps []Gap) SkippedEvent {
 		n += g.To - g.From
 	}
 	return SkippedEvent{Skipped: n, Gaps: gaps, Detail: fmt.Sprintf(
-		"The resume position is older than the topic retains: %d records (of any post) were deleted and are skipped; the stream continues after them.", n)}
+		"The topic's retention deleted %d records (of any post) before this stream could read them (the resume position was older than the topic retains, or the gateway fell behind); they are skipped and the stream continues after them.", n)}
 }
 
 // ErrorEvent is the data of an `error` event, sent before the gateway ends

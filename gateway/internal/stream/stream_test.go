@@ -5,6 +5,8 @@ import (
 	"errors"
 	"log/slog"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -13,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/sr"
 	"github.com/twmb/franz-go/pkg/sr/srfake"
 
@@ -33,7 +36,7 @@ type fixture struct {
 	reg   *prometheus.Registry
 }
 
-func newFixture(t *testing.T, buffer int) *fixture {
+func newFixture(t *testing.T, buffer int, hubOpts ...kgo.Opt) *fixture {
 	t.Helper()
 	kc, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(names.Partitions, names.Topic))
 	if err != nil {
@@ -49,7 +52,7 @@ func newFixture(t *testing.T, buffer int) *fixture {
 		t.Fatal(err)
 	}
 	f.hub, err = stream.NewHub(stream.Options{
-		KafkaOpts: []kgo.Opt{kgo.SeedBrokers(kc.ListenAddrs()...)}, Topic: names.Topic,
+		KafkaOpts: append([]kgo.Opt{kgo.SeedBrokers(kc.ListenAddrs()...)}, hubOpts...), Topic: names.Topic,
 		Decoder: schemas.NewDecoder(rc), Buffer: buffer, Registerer: f.reg,
 		Log: slog.New(slog.DiscardHandler),
 	})
@@ -384,5 +387,198 @@ func TestCheckSeesKafkaGo(t *testing.T) {
 			sub.Close()
 		}
 		t.Errorf("subscribe with the brokers gone: %v", err)
+	}
+}
+
+// next returns the next item, comment or gaps (skipping idle).
+func next(t *testing.T, s *stream.Subscription) stream.Item {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		it, err := s.Next(t.Context(), 50*time.Millisecond)
+		if errors.Is(err, stream.ErrIdle) {
+			if time.Now().After(deadline) {
+				t.Fatal("timed out waiting for an item")
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return it
+	}
+}
+
+// deleteBelow deletes partition p's records below off, as retention does.
+func deleteBelow(t *testing.T, f *fixture, p int32, off int64) {
+	t.Helper()
+	var del kadm.Offsets
+	del.AddOffset(names.Topic, p, off, -1)
+	resp, err := kadm.NewClient(f.pub.Client).DeleteRecords(t.Context(), del)
+	if err == nil {
+		err = resp.Error()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// fetchHold makes the broker hold the fetch requests that match, from
+// when it is made until release: a reader held so cannot read.
+type fetchHold struct {
+	holding atomic.Bool
+	held    chan struct{}
+	wake    chan struct{}
+	once    sync.Once
+}
+
+func holdFetches(t *testing.T, kc *kfake.Cluster, match func(*kmsg.FetchRequest) bool) *fetchHold {
+	h := &fetchHold{held: make(chan struct{}, 1), wake: make(chan struct{})}
+	h.holding.Store(true)
+	kc.ControlKey(kmsg.Fetch.Int16(), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		kc.KeepControl()
+		if !h.holding.Load() || !match(req.(*kmsg.FetchRequest)) {
+			return nil, nil, false
+		}
+		select {
+		case h.held <- struct{}{}:
+		default:
+		}
+		kc.SleepControl(func() { <-h.wake })
+		return nil, nil, false // then the broker answers it
+	})
+	t.Cleanup(h.release)
+	return h
+}
+
+// wait returns once a fetch is held. A franz-go client has one fetch in
+// flight per broker: the one before has been answered, so the reader
+// cannot see records produced from now on until release.
+func (h *fetchHold) wait(t *testing.T) {
+	t.Helper()
+	select {
+	case <-h.held:
+	case <-time.After(time.Minute):
+		t.Fatal("no fetch to hold")
+	}
+}
+
+func (h *fetchHold) release() {
+	h.once.Do(func() {
+		h.holding.Store(false)
+		close(h.wake)
+	})
+}
+
+// wantGap checks that it is a gaps item naming exactly partition p's
+// offsets from to to, with the position right after the gap: to in p,
+// as before elsewhere.
+func wantGap(t *testing.T, who string, it stream.Item, p int32, from, to int64, before []int64) {
+	t.Helper()
+	if it.Event != nil {
+		t.Fatalf("%s: comment at %d/%d before any gaps item: the records %d to %d of partition %d were lost silently",
+			who, it.Event.Partition, it.Event.Offset, from, to, p)
+	}
+	if want := []stream.Gap{{Partition: p, From: from, To: to}}; !slices.Equal(it.Gaps, want) {
+		t.Errorf("%s: gaps %+v, want %+v", who, it.Gaps, want)
+	}
+	if want := moved(before, p, to); !slices.Equal(it.Pos, want) {
+		t.Errorf("%s: position after the gap %v, want %v", who, it.Pos, want)
+	}
+}
+
+// moved is pos with partition p at off.
+func moved(pos []int64, p int32, off int64) []int64 {
+	pos = slices.Clone(pos)
+	pos[p] = off
+	return pos
+}
+
+// TestHubBehindRetention: when the hub's own reader falls behind the
+// topic's retention (it could not fetch while retention deleted records
+// it had not read), every subscriber, whatever its filter, gets a gaps
+// item naming exactly the deleted records, then the stream goes on right
+// after them.
+func TestHubBehindRetention(t *testing.T) {
+	// A short fetch wait, so that the hub's pending fetch ends soon and
+	// the next one is held.
+	f := newFixture(t, 0, kgo.FetchMaxWait(100*time.Millisecond))
+	recs := f.pub.Publish(t, apitest.Comment(posts[0], "Ada", 1))
+	p := recs[0].Partition
+	hubRead(t, f.hub, recs)
+	all := subscribe(t, f.hub, stream.Filter{}, nil)
+	other := subscribe(t, f.hub, stream.Filter{PostID: posts[1]}, nil)
+
+	hold := holdFetches(t, f.kafka, func(*kmsg.FetchRequest) bool { return true }) // only the hub fetches
+	hold.wait(t)
+	before := f.hub.Position()
+	recs = f.pub.Publish(t, apitest.Comment(posts[0], "Ada", 2), apitest.Comment(posts[0], "Ada", 3), apitest.Comment(posts[0], "Ada", 4))
+	deleteBelow(t, f, p, recs[2].Offset) // the first two, unread
+	if pos := f.hub.Position(); !slices.Equal(pos, before) {
+		t.Fatalf("the held hub read on: %v, was %v", pos, before)
+	}
+	hold.release()
+
+	wantGap(t, "unfiltered", next(t, all), p, recs[0].Offset, recs[2].Offset, before)
+	it := next(t, all)
+	if it.Event == nil || it.Event.Partition != p || it.Event.Offset != recs[2].Offset {
+		t.Fatalf("after the gap: %+v, want the comment at %d/%d", it, p, recs[2].Offset)
+	}
+	if want := moved(before, p, recs[2].Offset+1); !slices.Equal(it.Pos, want) {
+		t.Errorf("position after the comment %v, want %v", it.Pos, want)
+	}
+	wantGap(t, "other post", next(t, other), p, recs[0].Offset, recs[2].Offset, before)
+	if v := testutil.ToFloat64(f.hub.SkippedCounter("retention")); v != 2 {
+		t.Errorf("skipped counter (retention) %v, want 2", v)
+	}
+	// The hub goes on reading.
+	more := f.pub.Publish(t, apitest.Comment(posts[0], "Ada", 5))
+	if got := collect(t, all, 1); got[0].Event.Offset != more[0].Offset {
+		t.Errorf("then offset %d, want %d", got[0].Event.Offset, more[0].Offset)
+	}
+}
+
+// TestCatchUpBehindRetention: a catch-up reader that falls behind
+// retention (records deleted after the resume began) yields a gaps item
+// naming exactly the deleted records, then goes on after them.
+func TestCatchUpBehindRetention(t *testing.T) {
+	f := newFixture(t, 0)
+	s := subscribe(t, f.hub, stream.Filter{}, nil)
+	recs := f.pub.Publish(t, apitest.Comment(posts[0], "Ada", 1))
+	first := collect(t, s, 1)
+	s.Close()
+	p := recs[0].Partition
+	recs = f.pub.Publish(t, apitest.Comment(posts[0], "Ada", 2), apitest.Comment(posts[0], "Ada", 3), apitest.Comment(posts[0], "Ada", 4))
+	hubRead(t, f.hub, recs)
+
+	// Hold the catch-up's fetches (the hub's are past these offsets).
+	hold := holdFetches(t, f.kafka, func(req *kmsg.FetchRequest) bool {
+		for _, ft := range req.Topics {
+			for _, fp := range ft.Partitions {
+				if fp.Partition == p && fp.FetchOffset < recs[2].Offset {
+					return true
+				}
+			}
+		}
+		return false
+	})
+	s = subscribe(t, f.hub, stream.Filter{}, first[0].Pos)
+	if !s.CatchingUp() {
+		t.Fatal("a resume from behind the hub does not catch up")
+	}
+	hold.wait(t)
+	deleteBelow(t, f, p, recs[2].Offset) // after Subscribe looked at the partitions' start
+	hold.release()
+
+	wantGap(t, "catch-up", next(t, s), p, recs[0].Offset, recs[2].Offset, first[0].Pos)
+	got := collect(t, s, 1)
+	if got[0].Event.Offset != recs[2].Offset {
+		t.Errorf("after the gap: offset %d, want %d", got[0].Event.Offset, recs[2].Offset)
+	}
+	if want := moved(first[0].Pos, p, recs[2].Offset+1); !slices.Equal(got[0].Pos, want) {
+		t.Errorf("position after the comment %v, want %v", got[0].Pos, want)
+	}
+	if v := testutil.ToFloat64(f.hub.SkippedCounter("retention")); v != 2 {
+		t.Errorf("skipped counter (retention) %v, want 2", v)
 	}
 }

@@ -84,12 +84,7 @@ func (h *Hub) Subscribe(ctx context.Context, f Filter, from []int64) (*Subscript
 }
 
 func (s *Subscription) startCatchUp(ctx context.Context) error {
-	parts := make(map[int32]kgo.Offset, len(s.pos))
-	for p, o := range s.pos {
-		parts[int32(p)] = kgo.NewOffset().At(o)
-	}
-	cl, err := kgo.NewClient(append(slices.Clone(s.h.o.KafkaOpts),
-		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{s.h.o.Topic: parts}))...)
+	cl, err := newReader(s.h.o.KafkaOpts, s.h.o.Topic, s.pos)
 	if err != nil {
 		return &UnavailableError{Part: "kafka", Err: err}
 	}
@@ -144,6 +139,9 @@ func (s *Subscription) nextLive(ctx context.Context, idle time.Duration) (Item, 
 			return Item{}, s.sub.err
 		}
 		s.pos = ev.Pos
+		if ev.Gaps != nil {
+			return Item{Gaps: ev.Gaps, Pos: ev.Pos}, nil
+		}
 		return Item{Event: ev, Pos: ev.Pos}, nil
 	case <-t.C:
 		return Item{}, ErrIdle
@@ -178,7 +176,7 @@ func (s *Subscription) readCatchUp(ctx context.Context, idle time.Duration) erro
 		return ErrClosed
 	}
 	var idled bool
-	fetches.EachError(func(_ string, _ int32, err error) {
+	behind := outOfRange(fetches, func(_ int32, err error) {
 		if errors.Is(err, context.DeadlineExceeded) {
 			idled = true
 			return
@@ -206,9 +204,39 @@ func (s *Subscription) readCatchUp(ctx context.Context, idle time.Duration) erro
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
+	if len(behind) > 0 {
+		if err := s.catchUpRetention(ctx, behind); err != nil {
+			return err
+		}
+	}
 	if idled && len(s.pending) == 0 {
 		return ErrIdle
 	}
+	return nil
+}
+
+// catchUpRetention moves the catch-up reader past the records retention
+// deleted before it read them in partitions ps, with a gaps item. If the
+// offsets cannot be listed now, the next fetch fails the same way and this
+// is tried again.
+func (s *Subscription) catchUpRetention(ctx context.Context, ps []int32) error {
+	gaps, err := realign(ctx, s.h.o.Log, s.cu, s.h.o.Topic, s.pos, ps)
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		s.h.o.Log.WarnContext(ctx, "stream: catch-up: cannot list the offsets of partitions read out of range; retrying", "partitions", ps, "err", err)
+		return nil
+	}
+	if len(gaps) == 0 {
+		return nil
+	}
+	s.h.fellBehind(ctx, "catch-up", gaps)
+	s.pos = slices.Clone(s.pos)
+	for _, g := range gaps {
+		s.pos[g.Partition] = g.To
+	}
+	s.pending = append(s.pending, Item{Gaps: gaps, Pos: s.pos})
 	return nil
 }
 
