@@ -308,25 +308,28 @@ func TestPoisonSkipped(t *testing.T) {
 	}
 }
 
+// leaveBehind has a subscriber read one comment and leave, then publishes
+// three more of its post (a partition's next three offsets) and waits for
+// the hub to read them. It returns the comment read and the three records.
+func leaveBehind(t *testing.T, f *fixture) (stream.Item, []*kgo.Record) {
+	t.Helper()
+	s := subscribe(t, f.hub, stream.Filter{}, nil)
+	f.pub.Publish(t, apitest.Comment(posts[0], "Ada", 1))
+	first := collect(t, s, 1)[0]
+	s.Close()
+	recs := f.pub.Publish(t, apitest.Comment(posts[0], "Ada", 2), apitest.Comment(posts[0], "Ada", 3), apitest.Comment(posts[0], "Ada", 4))
+	hubRead(t, f.hub, recs)
+	return first, recs
+}
+
 // TestResumePastRetention: a position older than the partition's start
 // yields one gaps item saying what was lost, then the rest.
 func TestResumePastRetention(t *testing.T) {
 	f := newFixture(t, 0)
-	s := subscribe(t, f.hub, stream.Filter{}, nil)
-	recs := f.pub.Publish(t, apitest.Comment(posts[0], "Ada", 1))
-	first := collect(t, s, 1)
-	s.Close()
+	first, recs := leaveBehind(t, f)
 	p := recs[0].Partition
-	recs = f.pub.Publish(t, apitest.Comment(posts[0], "Ada", 2), apitest.Comment(posts[0], "Ada", 3), apitest.Comment(posts[0], "Ada", 4))
-	waitFor(t, "the hub to read them", func() bool { return f.hub.Position()[p] == recs[2].Offset+1 })
-	// Retention deletes the first two records after the position.
-	adm := kadm.NewClient(f.pub.Client)
-	var del kadm.Offsets
-	del.AddOffset(names.Topic, p, recs[2].Offset, -1)
-	if _, err := adm.DeleteRecords(t.Context(), del); err != nil {
-		t.Fatal(err)
-	}
-	s = subscribe(t, f.hub, stream.Filter{}, first[0].Pos)
+	deleteBelow(t, f, p, recs[2].Offset) // the first two records after the position
+	s := subscribe(t, f.hub, stream.Filter{}, first.Pos)
 	it, err := s.Next(t.Context(), time.Second)
 	if err != nil || it.Event != nil || len(it.Gaps) != 1 {
 		t.Fatalf("first item %+v, %v: want the gap", it, err)
@@ -543,13 +546,8 @@ func TestHubBehindRetention(t *testing.T) {
 // naming exactly the deleted records, then goes on after them.
 func TestCatchUpBehindRetention(t *testing.T) {
 	f := newFixture(t, 0)
-	s := subscribe(t, f.hub, stream.Filter{}, nil)
-	recs := f.pub.Publish(t, apitest.Comment(posts[0], "Ada", 1))
-	first := collect(t, s, 1)
-	s.Close()
+	first, recs := leaveBehind(t, f)
 	p := recs[0].Partition
-	recs = f.pub.Publish(t, apitest.Comment(posts[0], "Ada", 2), apitest.Comment(posts[0], "Ada", 3), apitest.Comment(posts[0], "Ada", 4))
-	hubRead(t, f.hub, recs)
 
 	// Hold the catch-up's fetches (the hub's are past these offsets).
 	hold := holdFetches(t, f.kafka, func(req *kmsg.FetchRequest) bool {
@@ -562,7 +560,7 @@ func TestCatchUpBehindRetention(t *testing.T) {
 		}
 		return false
 	})
-	s = subscribe(t, f.hub, stream.Filter{}, first[0].Pos)
+	s := subscribe(t, f.hub, stream.Filter{}, first.Pos)
 	if !s.CatchingUp() {
 		t.Fatal("a resume from behind the hub does not catch up")
 	}
@@ -570,12 +568,12 @@ func TestCatchUpBehindRetention(t *testing.T) {
 	deleteBelow(t, f, p, recs[2].Offset) // after Subscribe looked at the partitions' start
 	hold.release()
 
-	wantGap(t, "catch-up", next(t, s), p, recs[0].Offset, recs[2].Offset, first[0].Pos)
+	wantGap(t, "catch-up", next(t, s), p, recs[0].Offset, recs[2].Offset, first.Pos)
 	got := collect(t, s, 1)
 	if got[0].Event.Offset != recs[2].Offset {
 		t.Errorf("after the gap: offset %d, want %d", got[0].Event.Offset, recs[2].Offset)
 	}
-	if want := moved(first[0].Pos, p, recs[2].Offset+1); !slices.Equal(got[0].Pos, want) {
+	if want := moved(first.Pos, p, recs[2].Offset+1); !slices.Equal(got[0].Pos, want) {
 		t.Errorf("position after the comment %v, want %v", got[0].Pos, want)
 	}
 	if v := testutil.ToFloat64(f.hub.SkippedCounter("retention")); v != 2 {
