@@ -5,7 +5,8 @@
 #
 #   1. topic comments (3 partitions) and its dead-letter topic comments.dlq;
 #   2. schemas/comment.avsc registered as subject comments-value;
-#   3. BACKWARD compatibility on that subject.
+#   3. BACKWARD compatibility on that subject, unless it has a level of its
+#      own: an operator's FULL or FULL_TRANSITIVE is kept, never lowered.
 #
 # Idempotent: a second `docker compose up` on the same volume runs it again and
 # it succeeds without changing anything. An existing topic is kept (and grown
@@ -133,7 +134,37 @@ register_schema() {
 	log "subject $SUBJECT: $SCHEMA_FILE registered"
 }
 
+# own_compatibility: the subject's own compatibility level, or nothing when it
+# has none. rpk asks GET /config/SUBJECT without defaultToGlobal, which
+# Redpanda (like Confluent) takes as false: a subject without a level of its
+# own is a per-subject error in rpk's SUBJECT LEVEL ERROR table, code 40408,
+# "does not have subject-level compatibility configured" (exit code 0). Any
+# other error fails the init.
+own_compatibility() {
+	out=$(rpk registry compatibility-level get "$SUBJECT" 2>&1) || true
+	case $out in
+	*'does not have subject-level compatibility'* | *40408*)
+		return 0
+		;;
+	esac
+	level=$(printf '%s\n' "$out" | table_cell LEVEL "$SUBJECT")
+	case $level in
+	NONE | BACKWARD | BACKWARD_TRANSITIVE | FORWARD | FORWARD_TRANSITIVE | FULL | FULL_TRANSITIVE)
+		printf '%s\n' "$level"
+		;;
+	*)
+		printf '%s\n' "$out" >&2
+		fail "subject $SUBJECT: reading its compatibility level failed"
+		;;
+	esac
+}
+
 set_compatibility() {
+	own=$(own_compatibility)
+	if [ -n "$own" ]; then
+		log "subject $SUBJECT: compatibility $own (the subject's own level, kept)"
+		return
+	fi
 	# rpk prints a SUBJECT LEVEL ERROR table and exits 0 even when the registry
 	# refused, so the check is the level in the subject's row.
 	out=$(rpk registry compatibility-level set "$SUBJECT" --level "$COMPATIBILITY" 2>&1) || true
@@ -143,7 +174,7 @@ set_compatibility() {
 		printf '%s\n' "$out" >&2
 		fail "subject $SUBJECT: setting compatibility $COMPATIBILITY failed"
 	fi
-	log "subject $SUBJECT: compatibility $COMPATIBILITY"
+	log "subject $SUBJECT: compatibility $COMPATIBILITY (it had no level of its own)"
 }
 
 log "brokers=${RPK_BROKERS:-default} admin=${RPK_ADMIN_HOSTS:-default} registry=${RPK_REGISTRY_HOSTS:-default}"

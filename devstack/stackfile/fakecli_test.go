@@ -97,6 +97,7 @@ type scriptCase[S any] struct {
 	setup   func(*S)
 	env     []string // extra environment
 	wantErr string   // substring of the output; "" = success
+	wantLog string   // substring of a successful run's output
 	check   func(*testing.T, *S)
 }
 
@@ -121,6 +122,9 @@ func runScriptCases[S any](t *testing.T, script string, cases []scriptCase[S], n
 				}
 				if finished != nil && !finished(s) {
 					t.Errorf("%s succeeded without finishing: %+v\n%s", script, s, out)
+				}
+				if !strings.Contains(out, tt.wantLog) {
+					t.Errorf("%s output lacks %q:\n%s", script, tt.wantLog, out)
 				}
 			} else {
 				if err == nil {

@@ -271,12 +271,32 @@ func TestInitScriptCases(t *testing.T) {
 			wantErr: "setting compatibility BACKWARD failed",
 		},
 		{
+			name: "an operator's compatibility level is kept",
+			setup: func(s *fakerpk.State) {
+				s.Subjects[schemas.Subject], s.Versions[schemas.Subject], s.SchemaIDs[schemas.Subject] = schemas.CommentSchemaText, 1, 1
+				s.Compat[schemas.Subject] = "FULL_TRANSITIVE"
+			},
+			wantLog: "compatibility FULL_TRANSITIVE (the subject's own level, kept)",
+			check: func(t *testing.T, s *fakerpk.State) {
+				if s.Compat[schemas.Subject] != "FULL_TRANSITIVE" {
+					t.Errorf("compatibility of %s = %q, want the operator's FULL_TRANSITIVE kept", schemas.Subject, s.Compat[schemas.Subject])
+				}
+			},
+		},
+		{
+			name: "compatibility level cannot be read",
+			setup: func(s *fakerpk.State) {
+				s.CompatGetErr = "unable to request: dial tcp 10.0.0.2:8081: connect: connection refused"
+			},
+			wantErr: "reading its compatibility level failed",
+		},
+		{
 			name:    "schema file not mounted",
 			env:     []string{"SCHEMA_FILE=/nonexistent/comment.avsc"},
 			wantErr: "is not readable",
 		},
 	}
 	runScriptCases(t, "init.sh", tests, fakerpk.New, runInit, func(s *fakerpk.State) bool {
-		return s.Compat[schemas.Subject] == "BACKWARD" && s.Topics[schemas.DLQTopic] != 0
+		return s.Compat[schemas.Subject] != "" && s.Topics[schemas.DLQTopic] != 0
 	})
 }

@@ -30,20 +30,21 @@ func New() *State {
 // State is the fake cluster the fake rpk works on, kept in a JSON file
 // between invocations.
 type State struct {
-	Topics     map[string]int    // name -> partitions
-	Replicas   map[string]int    // name -> replication factor
-	Subjects   map[string]string // subject -> schema text (latest version)
-	SchemaIDs  map[string]int    // subject -> schema ID
-	Versions   map[string]int    // subject -> latest version
-	Compat     map[string]string // subject -> level
-	Brokers    int               // brokers in the cluster (0 = 1): the highest replication factor
-	UnhealthyN int               // cluster health reports false this many more times
-	RegistryN  int               // the registry refuses this many more requests
-	SchemaErrN int               // schema create fails (transiently) this many more times
-	CreateErr  string            // if set, topic create fails with this error
-	CompatErr  string            // if set, compatibility-level set reports this error
-	Calls      []string          // every invocation, args joined by spaces
-	Env        []string          // RPK_* variables seen by the last invocation
+	Topics       map[string]int    // name -> partitions
+	Replicas     map[string]int    // name -> replication factor
+	Subjects     map[string]string // subject -> schema text (latest version)
+	SchemaIDs    map[string]int    // subject -> schema ID
+	Versions     map[string]int    // subject -> latest version
+	Compat       map[string]string // subject -> level
+	Brokers      int               // brokers in the cluster (0 = 1): the highest replication factor
+	UnhealthyN   int               // cluster health reports false this many more times
+	RegistryN    int               // the registry refuses this many more requests
+	SchemaErrN   int               // schema create fails (transiently) this many more times
+	CreateErr    string            // if set, topic create fails with this error
+	CompatErr    string            // if set, compatibility-level set reports this error
+	CompatGetErr string            // if set, compatibility-level get reports this error
+	Calls        []string          // every invocation, args joined by spaces
+	Env          []string          // RPK_* variables seen by the last invocation
 }
 
 // Run implements the rpk commands redpanda/init.sh uses, with rpk's output
@@ -172,6 +173,22 @@ func (s *State) run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "SUBJECT  VERSION  ID  TYPE\n%s  %d  %d  AVRO\n", subject, s.Versions[subject], s.SchemaIDs[subject])
 		return 0
 
+	case "registry compatibility-level get":
+		subject := args[3]
+		// Like rpk (franz-go's sr.Client.Compatibility without
+		// defaultToGlobal, which Redpanda and Confluent take as false): a
+		// subject without a level of its own is a per-subject error, 404
+		// with code 40408; the exit code stays 0.
+		fmt.Fprintln(stdout, "SUBJECT  LEVEL  ERROR")
+		switch level, ok := s.Compat[subject]; {
+		case s.CompatGetErr != "":
+			fmt.Fprintf(stdout, "%s    %s\n", subject, s.CompatGetErr)
+		case !ok:
+			fmt.Fprintf(stdout, "%s    Subject '%s' does not have subject-level compatibility configured\n", subject, subject)
+		default:
+			fmt.Fprintf(stdout, "%s  %s  \n", subject, level)
+		}
+		return 0
 	case "registry compatibility-level set":
 		subject := args[3]
 		// Like rpk: a per-subject error goes in the table, the exit code stays 0.
