@@ -4,6 +4,9 @@ import (
 	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/commentflow/commentflow/consumer/internal/store"
+	"github.com/commentflow/commentflow/schemas"
 )
 
 // metrics are the consumer's Prometheus series, all prefixed
@@ -59,9 +62,14 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			return nil, err
 		}
 	}
-	// Zero series exist from the start, so rate() and alerts see them.
+	// Zero series exist from the start, so rate() and alerts see the first
+	// rise (a series that appears at 1 has none).
 	for _, dep := range []string{depMongo, depKafka, depRegistry} {
 		m.retries.WithLabelValues(dep)
+	}
+	for _, class := range []string{string(schemas.ClassBadFraming), string(schemas.ClassUnknownSchema),
+		string(schemas.ClassAvroDecode), string(schemas.ClassInvalid), store.ErrorClass} {
+		m.deadLettered.WithLabelValues(class)
 	}
 	return m, nil
 }
