@@ -7,7 +7,7 @@
 // window and lays them out as the dashboard does, with headless Chromium.
 //
 //	go run ./devstack/observability/cmd/snapshot            # from the repository root
-//	go run ./devstack/observability/cmd/snapshot -run 15m -out /tmp/shot.png
+//	go run ./devstack/observability/cmd/snapshot -run 15m -rate 40 -out /tmp/shot.png
 //
 // It needs `prometheus` and `chromium` on PATH (Debian's packages).
 package main
@@ -64,8 +64,8 @@ func run(ctx context.Context, args []string) error {
 	var o options
 	fs := flag.NewFlagSet("snapshot", flag.ContinueOnError)
 	fs.StringVar(&o.out, "out", "docs/prometheus-dashboard-queries.png", "PNG to write (a relative path is from the repository root)")
-	fs.DurationVar(&o.runFor, "run", 12*time.Minute, "how long the system runs under traffic before the picture")
-	fs.Float64Var(&o.rate, "rate", 40, "producer events per second")
+	fs.DurationVar(&o.runFor, "run", 10*time.Minute, "how long the system runs under traffic before the picture")
+	fs.Float64Var(&o.rate, "rate", 20, "producer events per second")
 	fs.IntVar(&o.consumers, "consumers", 3, "consumer replicas")
 	fs.StringVar(&o.prometheus, "prometheus", "prometheus", "Prometheus binary")
 	fs.StringVar(&o.chromium, "chromium", "chromium", "Chromium binary")
