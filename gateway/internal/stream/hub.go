@@ -479,6 +479,20 @@ func (h *Hub) idlePos(s *subscriber) ([]int64, bool) {
 	return s.position(h.pos), true
 }
 
+// ahead is the position after a comment event whose (the hub's) position
+// is pos: pos itself, shared and not copied, unless s started ahead of the
+// hub in some partition (a resume token from a replica whose reader was
+// further on), where s's start is kept, so that its position never goes
+// back.
+func (s *subscriber) ahead(pos []int64) []int64 {
+	for p := range min(len(pos), len(s.from)) {
+		if s.from[p] > pos[p] {
+			return s.position(pos)
+		}
+	}
+	return pos
+}
+
 // position is s's position when the hub is at pos and s has nothing
 // buffered: pos, or s.from where s started ahead of the hub.
 func (s *subscriber) position(pos []int64) []int64 {

@@ -580,3 +580,32 @@ func TestCatchUpBehindRetention(t *testing.T) {
 		t.Errorf("skipped counter (retention) %v, want 2", v)
 	}
 }
+
+// TestResumeAheadOfTheHub: a token from a replica whose reader was further
+// on (here: 5 records ahead in one partition) joins the broadcast at once,
+// skips what it already had, and its position never goes back in any
+// partition, so a second resume neither repeats nor loses records.
+func TestResumeAheadOfTheHub(t *testing.T) {
+	f := newFixture(t, 0)
+	hubRead(t, f.hub, publishN(t, f.pub, 30))
+	ahead := f.hub.Position()
+	const p0, by = 0, 5
+	ahead[p0] += by
+	s := subscribe(t, f.hub, stream.Filter{}, ahead)
+	if s.CatchingUp() {
+		t.Fatal("a resume ahead of the hub catches up instead of joining the broadcast")
+	}
+	more := publishN(t, f.pub, 30)
+	want := recKeys(more, func(r *kgo.Record) bool { return r.Partition != p0 || r.Offset >= ahead[p0] })
+	got := collect(t, s, len(want))
+	samePartitionOrder(t, keysOf(got), want)
+	for _, it := range got {
+		for p, o := range ahead {
+			if p >= len(it.Pos) || it.Pos[p] < o {
+				t.Fatalf("comment at %d/%d: position %v goes back before the resume position %v in partition %d",
+					it.Event.Partition, it.Event.Offset, it.Pos, ahead, p)
+			}
+		}
+	}
+	quiet(t, s)
+}

@@ -138,11 +138,12 @@ func (s *Subscription) nextLive(ctx context.Context, idle time.Duration) (Item, 
 		if !ok {
 			return Item{}, s.sub.err
 		}
-		s.pos = ev.Pos
-		if ev.Gaps != nil {
+		if ev.Gaps != nil { // its Pos is this subscriber's already
+			s.pos = ev.Pos
 			return Item{Gaps: ev.Gaps, Pos: ev.Pos}, nil
 		}
-		return Item{Event: ev, Pos: ev.Pos}, nil
+		s.pos = s.sub.ahead(ev.Pos)
+		return Item{Event: ev, Pos: s.pos}, nil
 	case <-t.C:
 		return Item{}, ErrIdle
 	case <-ctx.Done():
