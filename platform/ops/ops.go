@@ -122,6 +122,17 @@ func NewRegistry() *prometheus.Registry {
 	return reg
 }
 
+// Register registers every collector on reg, stopping at the first error
+// (a name registered twice).
+func Register(reg prometheus.Registerer, cs ...prometheus.Collector) error {
+	for _, c := range cs {
+		if err := reg.Register(c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Prefix is the start of every metric name of service's own:
 // "commentflow_<service>_".
 func Prefix(service string) string { return "commentflow_" + service + "_" }

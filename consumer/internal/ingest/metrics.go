@@ -6,6 +6,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/commentflow/commentflow/consumer/internal/store"
+	"github.com/commentflow/commentflow/platform/ops"
 	"github.com/commentflow/commentflow/schemas"
 )
 
@@ -56,11 +57,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			"Records not yet committed by the group (log end offset - committed offset) of the partitions this member owns, refreshed every few seconds.")),
 			[]string{"partition"}),
 	}
-	for _, c := range []prometheus.Collector{m.consumed, m.stored, m.duplicates, m.deadLettered, m.withoutValue, m.batchSize,
-		m.writeLatency, m.commits, m.commitErrors, m.retries, m.lag} {
-		if err := reg.Register(c); err != nil {
-			return nil, err
-		}
+	if err := ops.Register(reg, m.consumed, m.stored, m.duplicates, m.deadLettered, m.withoutValue, m.batchSize,
+		m.writeLatency, m.commits, m.commitErrors, m.retries, m.lag); err != nil {
+		return nil, err
 	}
 	// Zero series exist from the start, so rate() and alerts see the first
 	// rise (a series that appears at 1 has none).

@@ -9,6 +9,8 @@ import (
 
 	"github.com/go-chi/chi/v5"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/commentflow/commentflow/platform/ops"
 )
 
 // metrics are the gateway's own Prometheus collectors.
@@ -43,10 +45,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration, m.inFlight, m.db} {
-		if err := reg.Register(c); err != nil {
-			return nil, err
-		}
+	if err := ops.Register(reg, m.requests, m.duration, m.inFlight, m.db); err != nil {
+		return nil, err
 	}
 	return m, nil
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/commentflow/commentflow/gateway/internal/cursor"
 	"github.com/commentflow/commentflow/gateway/internal/stream"
+	"github.com/commentflow/commentflow/platform/ops"
 )
 
 const (
@@ -88,10 +89,8 @@ func newStreamMetrics(reg prometheus.Registerer) (*streamMetrics, error) {
 			Help: "Stream requests refused with 503, by reason (limit, unavailable).",
 		}, []string{"reason"}),
 	}
-	for _, c := range []prometheus.Collector{m.open, m.sent, m.slow, m.refuse} {
-		if err := reg.Register(c); err != nil {
-			return nil, err
-		}
+	if err := ops.Register(reg, m.open, m.sent, m.slow, m.refuse); err != nil {
+		return nil, err
 	}
 	return m, nil
 }

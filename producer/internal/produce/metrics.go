@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/commentflow/commentflow/platform/ops"
 )
 
 // Metric names, on the service's own registry.
@@ -44,10 +46,8 @@ func NewMetrics() *Metrics {
 
 // Register adds the metrics to r.
 func (m *Metrics) Register(r prometheus.Registerer) error {
-	for _, c := range []prometheus.Collector{m.produced, m.errors, m.latency} {
-		if err := r.Register(c); err != nil {
-			return fmt.Errorf("register producer metrics: %w", err)
-		}
+	if err := ops.Register(r, m.produced, m.errors, m.latency); err != nil {
+		return fmt.Errorf("register producer metrics: %w", err)
 	}
 	return nil
 }
