@@ -14,6 +14,7 @@ import (
 
 	"github.com/commentflow/commentflow/gateway/internal/cursor"
 	"github.com/commentflow/commentflow/gateway/internal/store"
+	"github.com/commentflow/commentflow/gateway/internal/stream"
 )
 
 const (
@@ -49,8 +50,9 @@ type Page struct {
 	Total      *int64    `json:"total,omitempty"`
 }
 
-// TimeFormat renders instants: RFC 3339, UTC, milliseconds.
-const TimeFormat = "2006-01-02T15:04:05.000Z07:00"
+// TimeFormat renders instants: RFC 3339, UTC, milliseconds; the stream's
+// comments use the same.
+const TimeFormat = stream.TimeFormat
 
 func toJSON(c store.Comment) Comment {
 	return Comment{

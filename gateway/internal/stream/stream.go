@@ -91,7 +91,8 @@ type Comment struct {
 	TraceID   string `json:"trace_id,omitempty"`
 }
 
-// TimeFormat renders instants as the API does: RFC 3339, UTC, milliseconds.
+// TimeFormat renders instants as the API does (api.TimeFormat is this):
+// RFC 3339, UTC, milliseconds.
 const TimeFormat = "2006-01-02T15:04:05.000Z07:00"
 
 // Event is one decoded record, shared by every subscriber (read-only); or,
