@@ -150,15 +150,22 @@ func (c *Config) Fatal(err error) error {
 			}
 		}
 	}
+	// The host list is parsed only for an error returned (this runs on
+	// every retried startup probe).
+	fatal := func(what string) error {
+		return config.Errorf("MONGODB_URI", what, c.hosts(), config.MaskPassword(err.Error(), c.URI))
+	}
 	var se mongo.ServerError
-	hosts := c.hosts()
-	switch {
-	case errors.As(err, &se) && se.HasErrorCode(codeAuthenticationFailed):
-		return config.Errorf("MONGODB_URI", "MongoDB at %s refused the credentials: %s", hosts, config.MaskPassword(err.Error(), c.URI))
-	case errors.As(err, &se) && se.HasErrorCode(codeUnauthorized):
-		return config.Errorf("MONGODB_URI", "MongoDB at %s refused access to this user: %s", hosts, config.MaskPassword(err.Error(), c.URI))
-	case config.UntrustedCert(err):
-		return config.Errorf("MONGODB_URI", "the certificate of MongoDB at %s is not trusted (tlsCAFile): %s", hosts, config.MaskPassword(err.Error(), c.URI))
+	if errors.As(err, &se) {
+		switch {
+		case se.HasErrorCode(codeAuthenticationFailed):
+			return fatal("MongoDB at %s refused the credentials: %s")
+		case se.HasErrorCode(codeUnauthorized):
+			return fatal("MongoDB at %s refused access to this user: %s")
+		}
+	}
+	if config.UntrustedCert(err) {
+		return fatal("the certificate of MongoDB at %s is not trusted (tlsCAFile): %s")
 	}
 	return nil
 }

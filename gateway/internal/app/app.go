@@ -81,11 +81,12 @@ func run(ctx context.Context, cfg *Config, env cli.Env, hk hooks) error {
 	pctx, cancel := context.WithTimeout(ctx, cfg.DBTimeout)
 	err = client.Ping(pctx, nil)
 	cancel()
-	if ferr := cfg.Mongo.Fatal(err); err != nil && ferr != nil {
-		// Refused credentials or an untrusted certificate: waiting
-		// cannot cure them.
-		return ferr
-	} else if err != nil {
+	if err != nil {
+		if ferr := cfg.Mongo.Fatal(err); ferr != nil {
+			// Refused credentials or an untrusted certificate: waiting
+			// cannot cure them.
+			return ferr
+		}
 		// Serve anyway: /readyz reports not ready until MongoDB answers.
 		log.Warn("mongodb is not reachable yet", "err", err)
 	}
