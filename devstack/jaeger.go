@@ -2,11 +2,9 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -110,7 +108,7 @@ func startJaeger(ctx context.Context, dataDir string, uiPort, otlpPort int, out 
 	}
 	j.ui = "http://127.0.0.1:" + strconv.Itoa(uiPort)
 	j.otlp = "http://127.0.0.1:" + strconv.Itoa(otlpPort)
-	if err := waitHTTP(ctx, j.ui+"/", 2*time.Minute); err != nil {
+	if err := procs.WaitHTTP(ctx, j.ui+"/", 2*time.Minute); err != nil {
 		_ = j.proc.Stop(5 * time.Second)
 		return nil, fmt.Errorf("jaeger: %w", err)
 	}
@@ -123,24 +121,3 @@ func (j *jaeger) env() []string {
 }
 
 func (j *jaeger) stop() { _ = j.proc.Stop(5 * time.Second) }
-
-// waitHTTP waits until url answers 200.
-func waitHTTP(ctx context.Context, url string, within time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, within)
-	defer cancel()
-	for {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		resp, err := http.DefaultClient.Do(req)
-		if err == nil {
-			_ = resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return errors.Join(fmt.Errorf("%s did not answer within %s", url, within), err)
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
-}

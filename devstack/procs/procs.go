@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -293,4 +294,25 @@ func (p *Proc) Stop(timeout time.Duration) error {
 		return fmt.Errorf("%s exited with %s", p.spec.Name, cmd.ProcessState)
 	}
 	return nil
+}
+
+// WaitHTTP waits until url answers 200, for at most within.
+func WaitHTTP(ctx context.Context, url string, within time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, within)
+	defer cancel()
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			_ = resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return errors.Join(fmt.Errorf("%s did not answer within %s", url, within), err)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }

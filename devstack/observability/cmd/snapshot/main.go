@@ -16,7 +16,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -30,6 +29,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -37,8 +37,10 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/commentflow/commentflow/devstack/infra"
 	"github.com/commentflow/commentflow/devstack/observability"
 	"github.com/commentflow/commentflow/devstack/procs"
+	"github.com/commentflow/commentflow/devstack/syncbuf"
 	"github.com/commentflow/commentflow/devstack/system"
 	"github.com/commentflow/commentflow/schemas"
 )
@@ -100,7 +102,7 @@ func run(ctx context.Context, args []string) error {
 	}
 	defer sys.Stop()
 
-	promURL, stopProm, err := startPrometheus(ctx, o.prometheus, root, tmp, sys)
+	promURL, stopProm, err := startPrometheus(ctx, o.prometheus, root, tmp, sys, log)
 	if err != nil {
 		return err
 	}
@@ -124,7 +126,7 @@ func run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	png, err := draw(ctx, o, promURL, end, firing, load())
+	png, err := draw(ctx, o, tmp, promURL, end, firing, load())
 	if err != nil {
 		return err
 	}
@@ -142,7 +144,7 @@ func run(ctx context.Context, args []string) error {
 // startPrometheus runs Prometheus with the repository's alerting rules,
 // scraping each service process (every 5s, for smoother graphs than the
 // compose profile's 15s) under the compose profile's job names.
-func startPrometheus(ctx context.Context, bin, root, tmp string, sys *system.System) (string, func(), error) {
+func startPrometheus(ctx context.Context, bin, root, tmp string, sys *system.System, log *slog.Logger) (string, func(), error) {
 	target := func(u string) string { return `"` + strings.TrimPrefix(u, "http://") + `"` }
 	var consumers []string
 	for _, c := range sys.Consumers() {
@@ -159,40 +161,27 @@ scrape_configs:
 	if err := os.WriteFile(filepath.Join(tmp, "prometheus.yml"), []byte(cfg), 0o600); err != nil {
 		return "", nil, err
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := infra.FreePort("127.0.0.1")
 	if err != nil {
 		return "", nil, err
 	}
-	addr := l.Addr().String()
-	_ = l.Close()
-	cmd := exec.CommandContext(ctx, bin, //nolint:gosec // G204: the operator's own Prometheus binary
-		"--config.file="+filepath.Join(tmp, "prometheus.yml"),
-		"--storage.tsdb.path="+filepath.Join(tmp, "prometheus"),
-		"--web.listen-address="+addr)
-	var logs bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	var logs syncbuf.Buffer
+	p, err := procs.Start(procs.Spec{Name: "prometheus", Bin: bin, Args: []string{
+		"--config.file=" + filepath.Join(tmp, "prometheus.yml"),
+		"--storage.tsdb.path=" + filepath.Join(tmp, "prometheus"),
+		"--web.listen-address=" + addr,
+	}}, &logs, log)
+	if err != nil {
 		return "", nil, err
 	}
-	stop := func() { _ = cmd.Process.Signal(syscall.SIGTERM); _ = cmd.Wait() }
+	stop := func() { _ = p.Stop(10 * time.Second) }
 	url := "http://" + addr
-	for deadline := time.Now().Add(time.Minute); ; time.Sleep(time.Second) {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url+"/-/ready", nil)
-		if err != nil {
-			stop()
-			return "", nil, err
-		}
-		if resp, err := http.DefaultClient.Do(req); err == nil {
-			_ = resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return url, stop, nil
-			}
-		}
-		if time.Now().After(deadline) {
-			stop()
-			return "", nil, fmt.Errorf("prometheus did not become ready:\n%s", logs.String())
-		}
+	if err := procs.WaitHTTP(ctx, url+"/-/ready", time.Minute); err != nil {
+		stop()
+		return "", nil, fmt.Errorf("prometheus: %w\n%s", err, logs.String())
 	}
+	return url, stop, nil
 }
 
 // apiTraffic reads the API as a client would: pages of the list, a comment,
@@ -253,9 +242,7 @@ func poison(ctx context.Context, brokers string, runFor time.Duration, log *slog
 		return
 	}
 	defer cl.Close()
-	unknown := make([]byte, 5, 20)
-	binary.BigEndian.PutUint32(unknown[1:], 999999)
-	unknown = append(unknown, "an unknown schema"...)
+	unknown := schemas.Frame(999999, []byte("an unknown schema"))
 	for range 2 {
 		select {
 		case <-ctx.Done():
@@ -359,7 +346,7 @@ type shot struct {
 
 // draw screenshots Prometheus's graph of each panel's queries, then the
 // dashboard-like page that lays them out.
-func draw(ctx context.Context, o options, promURL string, end time.Time, firing []string, loadavg string) ([]byte, error) {
+func draw(ctx context.Context, o options, tmp, promURL string, end time.Time, firing []string, loadavg string) ([]byte, error) {
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(o.chromium), chromedp.NoSandbox, chromedp.DisableGPU,
 		chromedp.WindowSize(1100, 900))
@@ -394,11 +381,10 @@ func draw(ctx context.Context, o options, promURL string, end time.Time, firing 
 	if err != nil {
 		return nil, err
 	}
-	file := filepath.Join(os.TempDir(), fmt.Sprintf("commentflow-snapshot-%d.html", os.Getpid()))
+	file := filepath.Join(tmp, "page.html")
 	if err := os.WriteFile(file, html.Bytes(), 0o600); err != nil {
 		return nil, err
 	}
-	defer func() { _ = os.Remove(file) }()
 	if err := chromedp.Do(bctx, chromedp.EmulateViewport(1840, 1000), chromedp.Navigate("file://"+file)); err != nil {
 		return nil, err
 	}
