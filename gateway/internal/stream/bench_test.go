@@ -43,7 +43,7 @@ func BenchmarkFanOut(b *testing.B) {
 				if i%2 == 1 {
 					f.PostID = "p" // half filter on the event's post
 				}
-				s, err := h.join(f, h.pos)
+				s, _, err := h.join(f, nil)
 				if err != nil || s == nil {
 					b.Fatal("join", err)
 				}

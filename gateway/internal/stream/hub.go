@@ -137,7 +137,7 @@ func (h *Hub) Run(ctx context.Context) error {
 	defer h.close()
 	b := backoff.Default()
 	for ctx.Err() == nil {
-		end, err := h.endOffsets(ctx)
+		end, err := listOffsets(ctx, h.o.KafkaOpts, h.o.Topic, false)
 		if err != nil {
 			if ctx.Err() != nil {
 				break
@@ -154,25 +154,19 @@ func (h *Hub) Run(ctx context.Context) error {
 	return nil
 }
 
-// endOffsets lists the end of every partition of the topic.
-func (h *Hub) endOffsets(ctx context.Context) ([]int64, error) {
-	offs, _, err := listOffsets(ctx, h.o.KafkaOpts, h.o.Topic, false)
-	return offs, err
-}
-
 // listOffsets lists the start (or end) offset of every partition of topic
-// with a short-lived client, and returns them with the partition count.
-func listOffsets(ctx context.Context, opts []kgo.Opt, topic string, start bool) ([]int64, int, error) {
+// with a short-lived client, by partition.
+func listOffsets(ctx context.Context, opts []kgo.Opt, topic string, start bool) ([]int64, error) {
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
-		return nil, 0, err
+		return nil, err
 	}
 	defer cl.Close()
 	return listOffsetsWith(ctx, cl, topic, start)
 }
 
 // listOffsetsWith is listOffsets with the client cl.
-func listOffsetsWith(ctx context.Context, cl *kgo.Client, topic string, start bool) ([]int64, int, error) {
+func listOffsetsWith(ctx context.Context, cl *kgo.Client, topic string, start bool) ([]int64, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	adm := kadm.NewClient(cl)
@@ -182,23 +176,23 @@ func listOffsetsWith(ctx context.Context, cl *kgo.Client, topic string, start bo
 	}
 	listed, err := list(ctx, topic)
 	if err != nil {
-		return nil, 0, err
+		return nil, err
 	}
 	if err := listed.Error(); err != nil {
-		return nil, 0, err
+		return nil, err
 	}
 	ps := listed[topic]
 	if len(ps) == 0 {
-		return nil, 0, fmt.Errorf("topic %s does not exist", topic)
+		return nil, fmt.Errorf("topic %s does not exist", topic)
 	}
 	offs := make([]int64, len(ps))
 	for p, o := range ps {
 		if int(p) >= len(offs) || p < 0 {
-			return nil, 0, fmt.Errorf("topic %s: unexpected partition %d", topic, p)
+			return nil, fmt.Errorf("topic %s: unexpected partition %d", topic, p)
 		}
 		offs[p] = o.Offset
 	}
-	return offs, len(ps), nil
+	return offs, nil
 }
 
 // newReader returns a client reading topic directly from pos. An
@@ -238,11 +232,11 @@ func outOfRange(fetches kgo.Fetches, other func(p int32, err error)) []int32 {
 // does, and the offsets read again are delivered as they come. The caller
 // moves pos past the gaps.
 func realign(ctx context.Context, log *slog.Logger, cl *kgo.Client, topic string, pos []int64, ps []int32) ([]Gap, error) {
-	start, _, err := listOffsetsWith(ctx, cl, topic, true)
+	start, err := listOffsetsWith(ctx, cl, topic, true)
 	if err != nil {
 		return nil, err
 	}
-	end, _, err := listOffsetsWith(ctx, cl, topic, false)
+	end, err := listOffsetsWith(ctx, cl, topic, false)
 	if err != nil {
 		return nil, err
 	}
@@ -270,10 +264,7 @@ func realign(ctx context.Context, log *slog.Logger, cl *kgo.Client, topic string
 // fellBehind logs and counts gaps that reader (the hub, or a catch-up)
 // skipped because retention deleted the records before it read them.
 func (h *Hub) fellBehind(ctx context.Context, reader string, gaps []Gap) {
-	var n int64
-	for _, g := range gaps {
-		n += g.To - g.From
-	}
+	n := records(gaps)
 	h.skipped.WithLabelValues("retention").Add(float64(n))
 	h.o.Log.WarnContext(ctx, "stream: retention deleted records before the gateway read them; the streams are sent a skipped event",
 		"reader", reader, "records", n, "gaps", gaps)
@@ -438,24 +429,33 @@ func (h *Hub) close() {
 	}
 }
 
-// join registers a subscriber at pos when the hub has read no further than
-// pos in any partition; it returns nil when the subscriber must read more
-// first (or an error when the hub cannot take it).
-func (h *Hub) join(f Filter, pos []int64) (*subscriber, error) {
+// join registers a subscriber at from when the hub has read no further
+// than from in any partition, or at the hub's position now when from is
+// nil. It returns the subscriber's position (from, with a 0 for each
+// partition added since), and a nil subscriber when it must read up to the
+// hub first; or an error when the hub cannot take it.
+func (h *Hub) join(f Filter, from []int64) (*subscriber, []int64, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
-		return nil, ErrClosed
+		return nil, nil, ErrClosed
 	}
-	if h.state != nil && h.pos == nil {
-		return nil, h.state
+	if h.pos == nil { // not reading yet: h.state says why
+		return nil, nil, h.state
+	}
+	pos := slices.Clone(h.pos)
+	if from != nil {
+		pos = slices.Clone(from)
+		for len(pos) < len(h.pos) {
+			pos = append(pos, 0)
+		}
 	}
 	if !atLeast(pos, h.pos) {
-		return nil, nil
+		return nil, pos, nil
 	}
 	s := &subscriber{filter: f, from: slices.Clone(pos), ch: make(chan *Event, h.o.Buffer)}
 	h.subs[s] = struct{}{}
-	return s, nil
+	return s, pos, nil
 }
 
 // leave removes s if it is still registered.
@@ -501,19 +501,6 @@ func (s *subscriber) position(pos []int64) []int64 {
 		pos[p] = max(pos[p], s.from[p])
 	}
 	return pos
-}
-
-// live returns the hub's position, or why it cannot serve.
-func (h *Hub) live() ([]int64, error) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.closed {
-		return nil, ErrClosed
-	}
-	if h.pos == nil {
-		return nil, h.state
-	}
-	return slices.Clone(h.pos), nil
 }
 
 // SkippedCounter is the counter of records skipped of class (a poison

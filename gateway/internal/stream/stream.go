@@ -191,12 +191,18 @@ type SkippedEvent struct {
 	Gaps    []Gap  `json:"gaps"`
 }
 
-// Skipped describes gaps for a client.
-func Skipped(gaps []Gap) SkippedEvent {
+// records is the number of records in gaps.
+func records(gaps []Gap) int64 {
 	var n int64
 	for _, g := range gaps {
 		n += g.To - g.From
 	}
+	return n
+}
+
+// Skipped describes gaps for a client.
+func Skipped(gaps []Gap) SkippedEvent {
+	n := records(gaps)
 	return SkippedEvent{Skipped: n, Gaps: gaps, Detail: fmt.Sprintf(
 		"The topic's retention deleted %d records (of any post) before this stream could read them (the resume position was older than the topic retains, or the gateway fell behind); they are skipped and the stream continues after them.", n)}
 }

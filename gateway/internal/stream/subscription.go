@@ -42,34 +42,18 @@ func (h *Hub) Subscribe(ctx context.Context, f Filter, from []int64) (*Subscript
 	if err != nil {
 		return nil, err
 	}
-	livePos, err := h.live()
-	if err != nil {
+	s := &Subscription{h: h, filter: f}
+	if s.sub, s.pos, err = h.join(f, from); err != nil {
 		return nil, err
 	}
-	s := &Subscription{h: h, filter: f}
-	if from == nil {
-		s.pos = livePos
-		s.sub, err = h.join(f, s.pos)
-		if err != nil {
-			return nil, err
-		}
-		if s.sub == nil { // the hub read on meanwhile: catch up from where it was
-			err = s.startCatchUp(ctx)
-		}
-		return s, err
+	if s.sub != nil { // at the end, or at or ahead of the hub
+		return s, nil
 	}
-	s.pos = slices.Clone(from)
-	for len(s.pos) < len(livePos) { // partitions added since the token
-		s.pos = append(s.pos, 0)
-	}
-	if s.sub, err = h.join(f, s.pos); err != nil || s.sub != nil {
-		return s, err
-	}
-	start, n, err := listOffsets(ctx, h.o.KafkaOpts, h.o.Topic, true)
+	start, err := listOffsets(ctx, h.o.KafkaOpts, h.o.Topic, true)
 	if err != nil {
 		return nil, &UnavailableError{Part: "kafka", Err: err}
 	}
-	s.pos = s.pos[:min(len(s.pos), n)]
+	s.pos = s.pos[:min(len(s.pos), len(start))]
 	var gaps []Gap
 	for p, o := range start {
 		if s.pos[p] < o {
@@ -111,7 +95,7 @@ func (s *Subscription) Next(ctx context.Context, idle time.Duration) (Item, erro
 			return s.nextLive(ctx, idle)
 		}
 		// Join the broadcast as soon as the hub has read nothing past us.
-		sub, err := s.h.join(s.filter, s.pos)
+		sub, _, err := s.h.join(s.filter, s.pos)
 		if err != nil {
 			return Item{}, err
 		}
