@@ -129,12 +129,28 @@ type Item struct {
 	Pos []int64
 }
 
-// event decodes a record; the error is a *schemas.DecodeError.
+// event decodes a record and renders it; the error is a
+// *schemas.DecodeError.
 func event(dec func([]byte) (schemas.Comment, error), r *kgo.Record) (*Event, error) {
+	ev, c, err := decodeEvent(dec, r)
+	if err == nil {
+		ev.render(c, r)
+	}
+	return ev, err
+}
+
+// decodeEvent decodes a record into an event without its JSON: enough for
+// Filter.Match, so that a reader that filters renders only what it keeps.
+func decodeEvent(dec func([]byte) (schemas.Comment, error), r *kgo.Record) (*Event, schemas.Comment, error) {
 	c, err := dec(r.Value)
 	if err != nil {
-		return nil, err
+		return nil, c, err
 	}
+	return &Event{Partition: r.Partition, Offset: r.Offset, PostID: c.PostID, Name: c.Name, Produced: r.Timestamp}, c, nil
+}
+
+// render sets e.JSON: the comment c of record r in the API's JSON.
+func (e *Event) render(c schemas.Comment, r *kgo.Record) {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
@@ -143,10 +159,7 @@ func event(dec func([]byte) (schemas.Comment, error), r *kgo.Record) (*Event, er
 		CreatedAt: c.CreatedAt.UTC().Format(TimeFormat),
 		TraceID:   traceID(r),
 	})
-	return &Event{
-		Partition: r.Partition, Offset: r.Offset, PostID: c.PostID, Name: c.Name,
-		JSON: bytes.TrimSuffix(buf.Bytes(), []byte("\n")), Produced: r.Timestamp,
-	}, nil
+	e.JSON = bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 }
 
 // traceID is the trace ID of the record's W3C traceparent header, if it

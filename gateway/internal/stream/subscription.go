@@ -172,19 +172,21 @@ func (s *Subscription) readCatchUp(ctx context.Context, idle time.Duration) erro
 		if int(r.Partition) < len(s.pos) && r.Offset < s.pos[r.Partition] {
 			return // already had it
 		}
-		ev, err := event(s.decode, r)
+		ev, c, err := decodeEvent(s.decode, r)
 		if err != nil && ctx.Err() != nil {
 			return
 		}
-		s.pos = advance(slices.Clone(s.pos), r.Partition, r.Offset)
+		s.pos = advance(s.pos, r.Partition, r.Offset) // s.pos is the catch-up's own: items get copies
 		if err != nil {
 			s.h.skip(r, err)
 			return
 		}
-		ev.Pos = s.pos
-		if s.filter.Match(ev) {
-			s.pending = append(s.pending, Item{Event: ev, Pos: s.pos})
+		if !s.filter.Match(ev) {
+			return // not rendered: most of a filtered stream's backlog
 		}
+		ev.render(c, r)
+		ev.Pos = slices.Clone(s.pos)
+		s.pending = append(s.pending, Item{Event: ev, Pos: ev.Pos})
 	})
 	if ctx.Err() != nil {
 		return ctx.Err()
@@ -217,11 +219,10 @@ func (s *Subscription) catchUpRetention(ctx context.Context, ps []int32) error {
 		return nil
 	}
 	s.h.fellBehind(ctx, "catch-up", gaps)
-	s.pos = slices.Clone(s.pos)
 	for _, g := range gaps {
 		s.pos[g.Partition] = g.To
 	}
-	s.pending = append(s.pending, Item{Gaps: gaps, Pos: s.pos})
+	s.pending = append(s.pending, Item{Gaps: gaps, Pos: slices.Clone(s.pos)})
 	return nil
 }
 
