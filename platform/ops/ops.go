@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"slices"
@@ -72,21 +73,13 @@ func (r *Readiness) Optional(name string, fn func(context.Context) error) {
 	r.optional[name] = fn
 }
 
-// Degraded runs the optional checks and returns the failing ones.
-func (r *Readiness) Degraded(ctx context.Context) map[string]error {
+// Optionals runs the optional checks and returns each one's error (nil =
+// ok).
+func (r *Readiness) Optionals(ctx context.Context) map[string]error {
 	r.mu.Lock()
-	probes := make(map[string]func(context.Context) error, len(r.optional))
-	for k, v := range r.optional {
-		probes[k] = v
-	}
+	probes := maps.Clone(r.optional)
 	r.mu.Unlock()
-	out := map[string]error{}
-	for name, fn := range probes {
-		if err := fn(ctx); err != nil {
-			out[name] = err
-		}
-	}
-	return out
+	return run(ctx, probes, make(map[string]error, len(probes)))
 }
 
 // Check runs the probes and returns every check's error (nil = ready) and
@@ -94,17 +87,10 @@ func (r *Readiness) Degraded(ctx context.Context) map[string]error {
 func (r *Readiness) Check(ctx context.Context) (map[string]error, bool) {
 	r.mu.Lock()
 	out := make(map[string]error, len(r.states)+len(r.probes))
-	for k, v := range r.states {
-		out[k] = v
-	}
-	probes := make(map[string]func(context.Context) error, len(r.probes))
-	for k, v := range r.probes {
-		probes[k] = v
-	}
+	maps.Copy(out, r.states)
+	probes := maps.Clone(r.probes)
 	r.mu.Unlock()
-	for name, fn := range probes {
-		out[name] = fn(ctx)
-	}
+	run(ctx, probes, out)
 	ok := true
 	for _, err := range out {
 		if err != nil {
@@ -227,6 +213,14 @@ func HealthzHandler() http.Handler {
 	})
 }
 
+// run runs probes (a copy taken under the lock, run without it) into out.
+func run(ctx context.Context, probes map[string]func(context.Context) error, out map[string]error) map[string]error {
+	for name, fn := range probes {
+		out[name] = fn(ctx)
+	}
+	return out
+}
+
 // ReadyzHandler answers 200 when every check passes, 503 otherwise, with
 // each check's state in the body.
 func ReadyzHandler(r *Readiness) http.Handler {
@@ -234,27 +228,24 @@ func ReadyzHandler(r *Readiness) http.Handler {
 		ctx, cancel := context.WithTimeout(req.Context(), 2*time.Second)
 		defer cancel()
 		states, ok := r.Check(ctx)
-		degraded := r.Degraded(ctx)
-		checks := make(map[string]string, len(states))
-		for name, err := range states {
-			checks[name] = "ok"
-			if err != nil {
-				checks[name] = err.Error()
+		optional := r.Optionals(ctx)
+		checks := make(map[string]string, len(states)+len(optional))
+		describe := func(results map[string]error) (failed bool) {
+			for name, err := range results {
+				checks[name] = "ok"
+				if err != nil {
+					checks[name], failed = err.Error(), true
+				}
 			}
+			return failed
 		}
-		r.mu.Lock()
-		for name := range r.optional {
-			checks[name] = "ok"
-		}
-		r.mu.Unlock()
-		for name, err := range degraded {
-			checks[name] = err.Error()
-		}
+		describe(states)
+		degraded := describe(optional)
 		status, code := "ready", http.StatusOK
 		switch {
 		case !ok:
 			status, code = "not ready", http.StatusServiceUnavailable
-		case len(degraded) > 0:
+		case degraded:
 			status = "degraded"
 		}
 		writeJSON(w, code, map[string]any{"status": status, "checks": checks})
