@@ -245,29 +245,35 @@ type sseWriter struct {
 	lastID  string
 }
 
-// event writes one comment.
+// event writes one comment (its JSON, already rendered).
 func (sw *sseWriter) event(pos []int64, data []byte) error {
-	sw.buf = sw.buf[:0]
-	sw.buf = sw.appendID(sw.buf, pos)
-	sw.buf = append(sw.buf, "event: comment\ndata: "...)
-	sw.buf = append(sw.buf, data...)
-	sw.buf = append(sw.buf, "\n\n"...)
-	return sw.flush()
+	return sw.write("", pos, "comment", data)
 }
 
-// block writes prefix (lines ending in \n), an id line for pos (nil: none,
-// nor when it did not move), and an event of type with v as JSON data.
+// block is write with v as the event's JSON data.
 func (sw *sseWriter) block(prefix string, pos []int64, typ string, v any) error {
+	var data []byte
+	if typ != "" {
+		var err error
+		if data, err = json.Marshal(v); err != nil {
+			return err
+		}
+	}
+	return sw.write(prefix, pos, typ, data)
+}
+
+// write writes prefix (lines ending in \n), an id line for pos (nil: none,
+// nor when it did not move), and an event of type typ with data (none when
+// typ is "").
+func (sw *sseWriter) write(prefix string, pos []int64, typ string, data []byte) error {
 	sw.buf = append(sw.buf[:0], prefix...)
 	if pos != nil {
 		sw.buf = sw.appendID(sw.buf, pos)
 	}
 	if typ != "" {
-		data, err := json.Marshal(v)
-		if err != nil {
-			return err
-		}
-		sw.buf = append(sw.buf, "event: "+typ+"\ndata: "...)
+		sw.buf = append(sw.buf, "event: "...)
+		sw.buf = append(sw.buf, typ...)
+		sw.buf = append(sw.buf, "\ndata: "...)
 		sw.buf = append(sw.buf, data...)
 		sw.buf = append(sw.buf, '\n')
 	}
