@@ -1,7 +1,6 @@
 package api
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -203,7 +202,7 @@ func (s *server) streamComments(w http.ResponseWriter, r *http.Request, p stream
 			err = sw.block("", it.Pos, "skipped", stream.Skipped(it.Gaps))
 		}
 		if err != nil {
-			if errors.Is(err, context.DeadlineExceeded) || isTimeout(err) {
+			if isTimeout(err) { // a write deadline; context.DeadlineExceeded is a Timeout() too
 				s.streamMetrics.slow.Inc()
 				s.log.InfoContext(r.Context(), "stream client too slow: write deadline passed", "filter", p.scope)
 			}
