@@ -109,21 +109,16 @@ func (c *Codec) Encode(p Position, scope string) string {
 		buf = append(buf, idString, byte(len(id))) //nolint:gosec // G115: len(id) <= maxIDBytes (255), cut above
 		buf = append(buf, id...)
 	}
-	buf = append(buf, c.tag(buf)...)
-	return base64.RawURLEncoding.EncodeToString(buf)
+	return c.seal(buf)
 }
 
 // Decode checks token and returns its position. scope must be the canonical
 // filters of the query it is used with.
 func (c *Codec) Decode(token, scope string) (Position, error) {
-	if strings.ContainsAny(token, "\r\n") { // the decoder would skip them
-		return Position{}, ErrMalformed
+	body, tag, err := open(token, version, minLen)
+	if err != nil {
+		return Position{}, err
 	}
-	raw, err := base64.RawURLEncoding.Strict().DecodeString(token)
-	if err != nil || len(raw) < minLen || raw[0] != version {
-		return Position{}, ErrMalformed
-	}
-	body, tag := raw[:len(raw)-tagLen], raw[len(raw)-tagLen:]
 	var id string
 	switch rest := body[headerLen:]; body[headerLen-1] {
 	case idUUID:
@@ -139,14 +134,46 @@ func (c *Codec) Decode(token, scope string) (Position, error) {
 	default:
 		return Position{}, ErrMalformed
 	}
-	if subtle.ConstantTimeCompare(tag, c.tag(body)) != 1 {
-		return Position{}, ErrTampered
-	}
-	if subtle.ConstantTimeCompare(body[9:9+digestLen], digest(scope)) != 1 {
-		return Position{}, ErrScope
+	if err := c.verify(body, tag, 9, scope); err != nil {
+		return Position{}, err
 	}
 	ms := int64(binary.BigEndian.Uint64(body[1:9])) //nolint:gosec // G115: the two's complement Encode wrote, so dates before 1970 round-trip
 	return Position{CreatedAt: time.UnixMilli(ms).UTC(), ID: id}, nil
+}
+
+// The envelope of both kinds of token (cursors and stream resume tokens):
+// base64url of a body that starts with the version byte and holds a scope
+// digest, then the body's HMAC tag.
+
+// seal appends the tag to buf and encodes the token.
+func (c *Codec) seal(buf []byte) string {
+	return base64.RawURLEncoding.EncodeToString(append(buf, c.tag(buf)...))
+}
+
+// open decodes a token of version ver, at least minLen bytes long, into its
+// body and tag (not checked yet: the caller parses the body first, so a
+// malformed token is ErrMalformed whatever its tag).
+func open(token string, ver byte, minLen int) (body, tag []byte, err error) {
+	if strings.ContainsAny(token, "\r\n") { // the decoder would skip them
+		return nil, nil, ErrMalformed
+	}
+	raw, err := base64.RawURLEncoding.Strict().DecodeString(token)
+	if err != nil || len(raw) < minLen || raw[0] != ver {
+		return nil, nil, ErrMalformed
+	}
+	return raw[:len(raw)-tagLen], raw[len(raw)-tagLen:], nil
+}
+
+// verify checks body's tag, then that the scope digest at digestAt in body
+// is scope's.
+func (c *Codec) verify(body, tag []byte, digestAt int, scope string) error {
+	if subtle.ConstantTimeCompare(tag, c.tag(body)) != 1 {
+		return ErrTampered
+	}
+	if subtle.ConstantTimeCompare(body[digestAt:digestAt+digestLen], digest(scope)) != 1 {
+		return ErrScope
+	}
+	return nil
 }
 
 func (c *Codec) tag(body []byte) []byte {

@@ -1,11 +1,8 @@
 package cursor
 
 import (
-	"crypto/subtle"
-	"encoding/base64"
 	"encoding/binary"
 	"math"
-	"strings"
 )
 
 // Stream resume tokens carry a position in every partition of the topic:
@@ -34,22 +31,17 @@ func (c *Codec) EncodeOffsets(offsets []int64, scope string) string {
 	for _, o := range offsets {
 		buf = binary.AppendUvarint(buf, uint64(max(o, 0)))
 	}
-	buf = append(buf, c.tag(buf)...)
-	return base64.RawURLEncoding.EncodeToString(buf)
+	return c.seal(buf)
 }
 
 // DecodeOffsets checks a resume token and returns its offsets. scope must
 // be the canonical filters of the stream it is used with. Its errors are
 // the list cursor's: ErrMalformed, ErrTampered, ErrScope.
 func (c *Codec) DecodeOffsets(token, scope string) ([]int64, error) {
-	if strings.ContainsAny(token, "\r\n") {
-		return nil, ErrMalformed
+	body, tag, err := open(token, streamVersion, 1+digestLen+1+tagLen)
+	if err != nil {
+		return nil, err
 	}
-	raw, err := base64.RawURLEncoding.Strict().DecodeString(token)
-	if err != nil || len(raw) < 1+digestLen+1+tagLen || raw[0] != streamVersion {
-		return nil, ErrMalformed
-	}
-	body, tag := raw[:len(raw)-tagLen], raw[len(raw)-tagLen:]
 	rest := body[1+digestLen:]
 	n, k := binary.Uvarint(rest)
 	if k <= 0 || n > MaxPartitions {
@@ -68,11 +60,8 @@ func (c *Codec) DecodeOffsets(token, scope string) ([]int64, error) {
 	if len(rest) != 0 {
 		return nil, ErrMalformed
 	}
-	if subtle.ConstantTimeCompare(tag, c.tag(body)) != 1 {
-		return nil, ErrTampered
-	}
-	if subtle.ConstantTimeCompare(body[1:1+digestLen], digest(scope)) != 1 {
-		return nil, ErrScope
+	if err := c.verify(body, tag, 1, scope); err != nil {
+		return nil, err
 	}
 	return offsets, nil
 }
