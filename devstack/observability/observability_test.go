@@ -182,7 +182,7 @@ func TestPanelQueriesAreValidPromQL(t *testing.T) {
 	}
 	for _, p := range Panels {
 		for _, q := range p.Queries {
-			add(strings.ReplaceAll(q.Expr, "$__rate_interval", RateInterval))
+			add(q.PromQL())
 		}
 		add(GraphExpr(p))
 	}

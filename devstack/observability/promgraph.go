@@ -13,6 +13,12 @@ import (
 // to a minute, as Grafana would pick for a 5s scrape over a long range.
 const RateInterval = "1m"
 
+// PromQL is the query as Prometheus takes it: Grafana's $__rate_interval
+// replaced by RateInterval.
+func (q Query) PromQL() string {
+	return strings.ReplaceAll(q.Expr, "$__rate_interval", RateInterval)
+}
+
 var legendTemplate = regexp.MustCompile(`\{\{\s*[a-zA-Z_][a-zA-Z0-9_]*\s*\}\}`)
 
 // GraphExpr is one PromQL expression that draws all of a panel's queries in a
@@ -24,7 +30,7 @@ var legendTemplate = regexp.MustCompile(`\{\{\s*[a-zA-Z_][a-zA-Z0-9_]*\s*\}\}`)
 func GraphExpr(p Panel) string {
 	parts := make([]string, 0, len(p.Queries))
 	for _, q := range p.Queries {
-		expr := strings.ReplaceAll(q.Expr, "$__rate_interval", RateInterval)
+		expr := q.PromQL()
 		legend := strings.Join(strings.Fields(legendTemplate.ReplaceAllString(q.Legend, "")), " ")
 		if legend != "" && len(p.Queries) > 1 {
 			expr = `label_replace(` + expr + `, "series", ` + strconv.Quote(legend) + `, "", "")`
