@@ -43,13 +43,15 @@ type Hub struct {
 	o       Options
 	skipped *prometheus.CounterVec
 
-	mu     sync.Mutex
-	state  error   // nil when live
-	pos    []int64 // next offset of every partition, once live
-	subs   map[*subscriber]struct{}
-	closed bool
-	done   chan struct{} // closed by close
-	cl     *kgo.Client   // the reading client, while it reads
+	mu    sync.Mutex
+	state error   // nil when live
+	pos   []int64 // next offset of every partition, once live
+	subs  map[*subscriber]struct{}
+	// stopped ends when the hub stops (close): the catch-ups' reads end
+	// with it. Never done while the hub reads.
+	stopped context.Context
+	stop    context.CancelFunc
+	cl      *kgo.Client // the reading client, while it reads
 }
 
 type subscriber struct {
@@ -73,12 +75,13 @@ func NewHub(o Options) (*Hub, error) {
 	h := &Hub{
 		o:     o,
 		state: &UnavailableError{Part: "kafka", Err: errors.New("not connected yet")},
-		subs:  map[*subscriber]struct{}{}, done: make(chan struct{}),
+		subs:  map[*subscriber]struct{}{},
 		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "commentflow_gateway_stream_records_skipped_total",
 			Help: "Records of the comments topic the stream skipped, by class: a poison class (cannot be decoded; the consumer dead-letters them), or retention (deleted before the gateway's reader got to them; the streams are sent a skipped event).",
 		}, []string{"class"}),
 	}
+	h.stopped, h.stop = context.WithCancel(context.Background())
 	if o.Registerer != nil {
 		if err := o.Registerer.Register(h.skipped); err != nil {
 			return nil, fmt.Errorf("stream: register metrics: %w", err)
@@ -419,10 +422,7 @@ func (h *Hub) drop(s *subscriber, err error) {
 func (h *Hub) close() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if !h.closed {
-		close(h.done)
-	}
-	h.closed = true
+	h.stop()
 	h.state = &UnavailableError{Part: "kafka", Err: errors.New("the gateway is shutting down")}
 	for s := range h.subs {
 		h.drop(s, ErrClosed)
@@ -437,7 +437,7 @@ func (h *Hub) close() {
 func (h *Hub) join(f Filter, from []int64) (*subscriber, []int64, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.closed {
+	if h.stopped.Err() != nil {
 		return nil, nil, ErrClosed
 	}
 	if h.pos == nil { // not reading yet: h.state says why

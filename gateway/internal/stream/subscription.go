@@ -138,21 +138,12 @@ func (s *Subscription) nextLive(ctx context.Context, idle time.Duration) (Item, 
 // readCatchUp reads one fetch of the catch-up client into pending.
 func (s *Subscription) readCatchUp(ctx context.Context, idle time.Duration) error {
 	pctx, cancel := context.WithTimeout(ctx, idle)
-	stop := make(chan struct{})
-	go func() { // the hub's shutdown ends the wait too
-		select {
-		case <-s.h.done:
-			cancel()
-		case <-stop:
-		}
-	}()
+	unwatch := context.AfterFunc(s.h.stopped, cancel) // the hub's shutdown ends the wait too
 	fetches := s.cu.PollFetches(pctx)
-	close(stop)
+	unwatch()
 	cancel()
-	select {
-	case <-s.h.done:
+	if s.h.stopped.Err() != nil {
 		return ErrClosed
-	default:
 	}
 	if ctx.Err() != nil {
 		return ctx.Err()
